@@ -1,0 +1,1 @@
+"""The `conductor` command and the process plumbing it needs (embedded broker, topic set-up, dev runner)."""

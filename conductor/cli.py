@@ -1,0 +1,120 @@
+"""`conductor`: validate and resolve pipelines, and run the broker, worker and gateway."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from contracts.pipelines import PipelineCatalog, PipelineError, load_catalog
+
+DEFAULT_PIPELINES = Path("pipelines.yaml")
+EXIT_INVALID = 2
+
+
+def _load(path: Path) -> PipelineCatalog:
+    try:
+        return load_catalog(path)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_INVALID) from None
+
+
+def _pipelines_check(args: argparse.Namespace) -> int:
+    catalog = _load(args.config)
+    print(f"{args.config}: {len(catalog.names)} pipeline(s) valid")
+    for name in catalog.names:
+        print(f"  {name}: {' -> '.join(s.name for s in catalog.plan(name))}")
+    return 0
+
+
+def _pipelines_resolve(args: argparse.Namespace) -> int:
+    from streams.resolution import resolve, summarize
+
+    catalog = _load(args.config)
+    unknown = sorted(set(args.completed) - set(catalog.step_names))
+    if unknown:
+        print(f"error: unknown step(s) in --completed: {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        resolution = resolve(catalog, args.name, frozenset(args.completed))
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps({"final_pipeline": resolution.final_pipeline, "pruned_steps": resolution.pruned_steps}))
+    else:
+        print(summarize("<batch>", args.name, resolution))
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from conductor.broker import EmbeddedBroker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmbeddedBroker(port=args.port, host=args.host) as broker:
+        print(f"embedded broker (Tansu, in-memory) listening on {broker.bootstrap}; Ctrl-C to stop", flush=True)
+        try:
+            while not stop.wait(0.5):
+                if broker.process is None or broker.process.poll() is not None:
+                    print("error: broker exited", file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    print("broker stopped")
+    return 0
+
+
+def _add_pipelines(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    pipelines = sub.add_parser("pipelines", help="validate and resolve pipelines.yaml")
+    psub = pipelines.add_subparsers(dest="pipelines_command", required=True, metavar="{check,resolve}")
+    check = psub.add_parser("check", help="validate the file and print each pipeline's order (exit 2 if invalid)")
+    check.add_argument("--config", type=Path, default=DEFAULT_PIPELINES, help="pipelines file (default: %(default)s)")
+    check.set_defaults(func=_pipelines_check)
+    resolve = psub.add_parser(
+        "resolve", help="resolve a pipeline (or a bare step) for a batch whose --completed steps are done"
+    )
+    resolve.add_argument("name", help="pipeline name, or a step name (the step plus its dependencies)")
+    resolve.add_argument("--config", type=Path, default=DEFAULT_PIPELINES, help="pipelines file (default: %(default)s)")
+    resolve.add_argument(
+        "--completed",
+        nargs="*",
+        default=[],
+        metavar="STEP",
+        help="steps complete for every essay of the batch",
+    )
+    resolve.add_argument("--json", action="store_true", help='print {"final_pipeline": [...], "pruned_steps": [...]}')
+    resolve.set_defaults(func=_pipelines_resolve)
+
+
+def _add_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    broker = sub.add_parser("broker", help="run the embedded Kafka-compatible broker in the foreground")
+    broker.add_argument("--port", type=int, default=9092, help="listener port (default: %(default)s)")
+    broker.add_argument("--host", default="127.0.0.1", help="listener address (default: %(default)s)")
+    broker.set_defaults(func=_broker)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `conductor` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="conductor",
+        description="Batch Conductor: resolves essay-processing pipeline requests into ordered, state-aware steps.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_pipelines(sub)
+    _add_broker(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `conductor` command."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The Faust worker: agents that project completion events and resolve pipeline commands."""

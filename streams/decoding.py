@@ -1,0 +1,135 @@
+"""PURE: Kafka bytes to typed envelopes and normalised state updates; bad input raises PoisonMessage."""
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from contracts.commands import ClientBatchPipelineRequestV1
+from contracts.envelope import EventEnvelope, RawEnvelope
+from contracts.events import (
+    BatchEssaysRegistered,
+    CJAssessmentCompletedV1,
+    ELSBatchPhaseOutcomeV1,
+    SpellcheckResultDataV1,
+)
+from contracts.state import BatchStateUpdate, Registration
+from contracts.topics import Topic
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class PoisonMessage(Exception):
+    """An input message that cannot be processed; goes to the DLQ with `reason`."""
+
+    def __init__(self, reason: str, parsed: Any = None, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.parsed = parsed
+        self.detail = detail
+
+
+def _describe(exc: ValidationError, prefix: str) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{prefix}{where}: {err['msg']}" if where else f"{prefix.rstrip('.')}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_json(value: bytes | None) -> Any:
+    """Decode UTF-8 JSON bytes, or raise PoisonMessage naming what is wrong."""
+    if value is None:
+        raise PoisonMessage("empty message (no value)")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PoisonMessage("invalid UTF-8", detail=str(exc)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PoisonMessage(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def parse_envelope(topic: str, value: bytes | None) -> RawEnvelope:
+    """Return the envelope of a message on `topic`, checking its event type is that topic."""
+    parsed = parse_json(value)
+    if not isinstance(parsed, dict):
+        raise PoisonMessage(f"envelope must be a JSON object, got {type(parsed).__name__}", parsed)
+    try:
+        envelope = RawEnvelope.model_validate(parsed)
+    except ValidationError as exc:
+        raise PoisonMessage(f"invalid envelope: {_describe(exc, '')}", parsed) from None
+    if envelope.event_type != topic:
+        raise PoisonMessage(f"unknown event type '{envelope.event_type}' on topic '{topic}'", parsed)
+    return envelope
+
+
+def _payload(envelope: RawEnvelope, model: type[M], parsed: Any) -> M:
+    try:
+        return model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise PoisonMessage(f"invalid {model.__name__} payload: {_describe(exc, 'data.')}", parsed) from None
+
+
+def decode_command(value: bytes | None) -> EventEnvelope[ClientBatchPipelineRequestV1]:
+    """Decode a pipeline command message."""
+    envelope = parse_envelope(Topic.PIPELINE_COMMAND, value)
+    payload = _payload(envelope, ClientBatchPipelineRequestV1, envelope.model_dump(mode="json"))
+    return EventEnvelope[ClientBatchPipelineRequestV1](**{**dict(envelope), "data": payload})
+
+
+def decode_completion(topic: str, value: bytes | None) -> BatchStateUpdate:
+    """Decode a completion event on `topic` into a state update keyed by its batch id."""
+    envelope = parse_envelope(topic, value)
+    parsed = envelope.model_dump(mode="json")
+    common = {"source_topic": topic, "source_event_id": str(envelope.event_id)}
+    if topic == Topic.BATCH_REGISTERED:
+        reg = _payload(envelope, BatchEssaysRegistered, parsed)
+        at = envelope.event_timestamp
+        return BatchStateUpdate(
+            batch_id=reg.registered_batch_id,
+            at=at,
+            registration=Registration(
+                essay_ids=tuple(dict.fromkeys(reg.essay_ids)),
+                expected_essay_count=reg.expected_essay_count,
+                user_id=reg.user_id,
+                org_id=reg.org_id,
+                at=at,
+                event_id=str(envelope.event_id),
+            ),
+            **common,
+        )
+    if topic == Topic.SPELLCHECK_COMPLETED:
+        spell = _payload(envelope, SpellcheckResultDataV1, parsed)
+        ok = spell.status == "spellchecked_success"
+        return BatchStateUpdate(
+            batch_id=spell.batch_id,
+            at=spell.timestamp,
+            step="spellcheck",
+            succeeded=(spell.essay_id,) if ok else (),
+            failed=() if ok else (spell.essay_id,),
+            **common,
+        )
+    if topic == Topic.CJ_ASSESSMENT_COMPLETED:
+        cj = _payload(envelope, CJAssessmentCompletedV1, parsed)
+        succeeded, failed = cj.essay_outcomes()
+        return BatchStateUpdate(
+            batch_id=cj.batch_id,
+            at=cj.timestamp,
+            step="cj_assessment",
+            succeeded=tuple(succeeded),
+            failed=tuple(failed),
+            **common,
+        )
+    if topic == Topic.ELS_PHASE_OUTCOME:
+        outcome = _payload(envelope, ELSBatchPhaseOutcomeV1, parsed)
+        return BatchStateUpdate(
+            batch_id=outcome.batch_id,
+            at=envelope.event_timestamp,
+            step=outcome.phase_name,
+            succeeded=tuple(e.essay_id for e in outcome.processed_essays),
+            failed=tuple(outcome.failed_essay_ids),
+            **common,
+        )
+    raise PoisonMessage(f"topic '{topic}' carries no completion events", parsed)
