@@ -69,6 +69,50 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flags_to_env(args: argparse.Namespace, names: dict[str, str]) -> None:
+    """Hand CLI flags to the process's settings object, which reads CONDUCTOR_* variables once."""
+    import os
+
+    for attr, env in names.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            os.environ[env] = str(value)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    _flags_to_env(
+        args,
+        {
+            "broker": "CONDUCTOR_BROKER",
+            "web_port": "CONDUCTOR_WORKER_WEB_PORT",
+            "web_host": "CONDUCTOR_WORKER_WEB_HOST",
+            "data_dir": "CONDUCTOR_WORKER_DATA_DIR",
+            "profile": "CONDUCTOR_WORKER_PROFILE",
+            "config": "CONDUCTOR_PIPELINES_FILE",
+        },
+    )
+    from streams.worker import run_worker
+
+    return run_worker()
+
+
+def _add_worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    worker = sub.add_parser(
+        "worker",
+        help="run the Faust stream worker (projects events, resolves commands)",
+        description="Run the Faust worker. Every flag also has an environment variable; flags win.",
+    )
+    worker.add_argument("--broker", help="Kafka broker URL(s) [CONDUCTOR_BROKER, default kafka://127.0.0.1:9092]")
+    worker.add_argument("--web-port", type=int, help="worker web port [CONDUCTOR_WORKER_WEB_PORT, default 4002]")
+    worker.add_argument("--web-host", help="host other workers reach this one at [CONDUCTOR_WORKER_WEB_HOST]")
+    worker.add_argument("--data-dir", type=Path, help="local RocksDB state [CONDUCTOR_WORKER_DATA_DIR, data/worker]")
+    worker.add_argument(
+        "--profile", choices=["local", "production"], help="timeouts and safety defaults [CONDUCTOR_WORKER_PROFILE]"
+    )
+    worker.add_argument("--config", type=Path, help="pipelines file [CONDUCTOR_PIPELINES_FILE, pipelines.yaml]")
+    worker.set_defaults(func=_worker)
+
+
 def _add_pipelines(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pipelines = sub.add_parser("pipelines", help="validate and resolve pipelines.yaml")
     psub = pipelines.add_subparsers(dest="pipelines_command", required=True, metavar="{check,resolve}")
@@ -107,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pipelines(sub)
     _add_broker(sub)
+    _add_worker(sub)
     return parser
 
 

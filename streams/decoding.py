@@ -53,6 +53,12 @@ def parse_json(value: bytes | None) -> Any:
 
 def parse_envelope(topic: str, value: bytes | None) -> RawEnvelope:
     """Return the envelope of a message on `topic`, checking its event type is that topic."""
+    return _parse_envelope(topic, value)[0]
+
+
+def _parse_envelope(topic: str, value: bytes | None) -> tuple[RawEnvelope, Any]:
+    # Also returns the JSON exactly as parsed, so a later payload error dead-letters the original message
+    # (unknown envelope fields and original formatting kept), not the envelope as re-serialized by pydantic.
     parsed = parse_json(value)
     if not isinstance(parsed, dict):
         raise PoisonMessage(f"envelope must be a JSON object, got {type(parsed).__name__}", parsed)
@@ -62,7 +68,7 @@ def parse_envelope(topic: str, value: bytes | None) -> RawEnvelope:
         raise PoisonMessage(f"invalid envelope: {_describe(exc, '')}", parsed) from None
     if envelope.event_type != topic:
         raise PoisonMessage(f"unknown event type '{envelope.event_type}' on topic '{topic}'", parsed)
-    return envelope
+    return envelope, parsed
 
 
 def _payload(envelope: RawEnvelope, model: type[M], parsed: Any) -> M:
@@ -74,15 +80,14 @@ def _payload(envelope: RawEnvelope, model: type[M], parsed: Any) -> M:
 
 def decode_command(value: bytes | None) -> EventEnvelope[ClientBatchPipelineRequestV1]:
     """Decode a pipeline command message."""
-    envelope = parse_envelope(Topic.PIPELINE_COMMAND, value)
-    payload = _payload(envelope, ClientBatchPipelineRequestV1, envelope.model_dump(mode="json"))
+    envelope, parsed = _parse_envelope(Topic.PIPELINE_COMMAND, value)
+    payload = _payload(envelope, ClientBatchPipelineRequestV1, parsed)
     return EventEnvelope[ClientBatchPipelineRequestV1](**{**dict(envelope), "data": payload})
 
 
 def decode_completion(topic: str, value: bytes | None) -> BatchStateUpdate:
     """Decode a completion event on `topic` into a state update keyed by its batch id."""
-    envelope = parse_envelope(topic, value)
-    parsed = envelope.model_dump(mode="json")
+    envelope, parsed = _parse_envelope(topic, value)
     common = {"source_topic": topic, "source_event_id": str(envelope.event_id)}
     if topic == Topic.BATCH_REGISTERED:
         reg = _payload(envelope, BatchEssaysRegistered, parsed)

@@ -1,0 +1,49 @@
+"""THE Faust app of the worker, configured from settings (read once, from the environment)."""
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from contracts.pipelines import load_catalog
+from streams.settings import get_settings
+
+settings = get_settings()
+catalog = load_catalog(settings.pipelines_file)
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.faust_broker,
+    store=settings.store,
+    datadir=str(settings.data_dir),
+    autodiscover=False,
+    processing_guarantee="at_least_once",
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replication_factor,
+    topic_allow_declare=True,
+    key_serializer="raw",
+    value_serializer="json",
+    broker_session_timeout=settings.broker_session_timeout,
+    broker_heartbeat_interval=settings.broker_heartbeat_interval,
+    broker_rebalance_timeout=settings.broker_rebalance_timeout,
+    broker_max_poll_records=settings.max_poll_records,
+    stream_buffer_maxsize=settings.stream_buffer_maxsize,
+    recovery_consistency_check=settings.recovery_consistency_check,
+    producer_acks=-1,
+    producer_enable_idempotence=settings.producer_idempotence,
+    web_enabled=True,
+    web_host=settings.web_host,
+    web_bind=settings.web_bind,
+    web_port=settings.web_port,
+    canonical_url=settings.canonical_url,
+    web_stats_enabled=True,
+    web_metrics_enabled=True,
+    web_router_enabled=True,
+    web_tables_enabled=True,
+    table_cleanup_interval=60.0,
+)
+setup_prometheus_sensors(app, name_prefix="conductor_faust")
+
+
+def load_modules() -> None:
+    """Import the modules that register tables, agents and views on the app (explicit, no autodiscovery)."""
+    import streams.agents  # noqa: F401
+    import tables.views  # noqa: F401

@@ -1,0 +1,78 @@
+"""Worker settings: one object, read once from CONDUCTOR_* environment variables (CLI flags set those)."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _shared(name: str) -> AliasChoices:
+    # Settings shared by the gateway and the worker keep one env name (CONDUCTOR_<NAME>).
+    return AliasChoices(f"CONDUCTOR_{name}", f"CONDUCTOR_WORKER_{name}")
+
+
+class WorkerSettings(BaseSettings):
+    """Everything the Faust worker process is configured by."""
+
+    model_config = SettingsConfigDict(env_prefix="CONDUCTOR_WORKER_", extra="ignore", populate_by_name=True)
+
+    broker: str = Field("kafka://127.0.0.1:9092", validation_alias=_shared("BROKER"))
+    topic_partitions: int = Field(4, ge=1, validation_alias=_shared("TOPIC_PARTITIONS"))
+    topic_replication_factor: int = Field(1, ge=1, validation_alias=_shared("TOPIC_REPLICATION_FACTOR"))
+    pipelines_file: Path = Field(Path("pipelines.yaml"), validation_alias=_shared("PIPELINES_FILE"))
+    internal_token: str = Field("", validation_alias=_shared("INTERNAL_TOKEN"))
+
+    app_id: str = "batch_conductor"  # wire name: renaming it loses offsets and table state
+    profile: Literal["local", "production"] = "local"
+    web_host: str = "127.0.0.1"
+    web_bind: str = "0.0.0.0"
+    web_port: int = Field(4002, ge=1, le=65535)
+    canonical_url: str = ""  # advertised URL other workers proxy table views to; default http://web_host:web_port
+    data_dir: Path = Path("data/worker")
+    store: str = "rocksdb://"
+    log_level: str = "info"
+
+    # Kafka group timing: short for local runs (join in ~5 s), Faust's defaults for production.
+    broker_session_timeout: float | None = None
+    broker_heartbeat_interval: float | None = None
+    broker_rebalance_timeout: float | None = None
+    # The embedded broker under-reports end offsets; its consistency check must be off there (on for real Kafka).
+    recovery_consistency_check: bool | None = None
+    producer_idempotence: bool = False  # the embedded broker refuses InitProducerId; turn on for real Kafka
+    max_poll_records: int = 2000
+    stream_buffer_maxsize: int = 16384
+
+    @model_validator(mode="after")
+    def _profile_defaults(self) -> "WorkerSettings":
+        local = self.profile == "local"
+        if self.broker_session_timeout is None:
+            self.broker_session_timeout = 10.0 if local else 60.0
+        if self.broker_heartbeat_interval is None:
+            self.broker_heartbeat_interval = 1.0 if local else 3.0
+        if self.broker_rebalance_timeout is None:
+            self.broker_rebalance_timeout = 3.0 if local else 60.0
+        if self.recovery_consistency_check is None:
+            self.recovery_consistency_check = not local
+        if not self.canonical_url:
+            self.canonical_url = f"http://{self.web_host}:{self.web_port}"
+        if self.profile == "production" and not self.internal_token:
+            raise ValueError("profile 'production' requires CONDUCTOR_INTERNAL_TOKEN for the worker views")
+        return self
+
+    @property
+    def bootstrap(self) -> str:
+        """Return the broker list as aiokafka wants it (`host:port,...`)."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(","))
+
+    @property
+    def faust_broker(self) -> str:
+        """Return the broker list as Faust wants it (`kafka://host:port;...`)."""
+        return ";".join(f"kafka://{hostport}" for hostport in self.bootstrap.split(","))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> WorkerSettings:
+    """Return the process's settings, read once."""
+    return WorkerSettings()

@@ -1,0 +1,63 @@
+"""Worker web views: batch state and request outcomes, routed to the worker that owns the batch."""
+
+import hmac
+from typing import Any, cast
+from uuid import UUID
+
+from faust import web
+
+from streams.app import app, catalog, settings
+from tables.batch_state import batch_state, read_requests, read_state
+from tables.projection import status_view
+
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+
+
+def _authorized(request: web.Request) -> bool:
+    if not settings.internal_token:
+        return True
+    given = request.headers.get(INTERNAL_TOKEN_HEADER, "")
+    return hmac.compare_digest(given.encode(), settings.internal_token.encode())
+
+
+def _unauthorized(view: web.View) -> web.Response:
+    return view.json({"detail": f"missing or wrong {INTERNAL_TOKEN_HEADER} header"}, status=401)
+
+
+@app.page("/batches/{batch_id}")
+@app.table_route(table=batch_state, match_info="batch_id")
+async def batch_status(view: web.View, request: web.Request, batch_id: str) -> web.Response:
+    """Return the batch's projected state and recent requests (404 when nothing is known of it)."""
+    if not _authorized(request):
+        return _unauthorized(view)
+    state, requests = read_state(batch_id), read_requests(batch_id)
+    if state is None and requests is None:
+        return view.json({"detail": f"unknown batch {batch_id!r}"}, status=404)
+    body: Any = status_view(batch_id, state, requests, catalog.step_names).model_dump(mode="json")
+    return view.json(body)
+
+
+@app.page("/batches/{batch_id}/requests/{correlation_id}")
+@app.table_route(table=batch_state, match_info="batch_id")
+async def request_outcome(view: web.View, request: web.Request, batch_id: str, correlation_id: str) -> web.Response:
+    """Return the outcome of one pipeline request (404 until the worker has answered it)."""
+    if not _authorized(request):
+        return _unauthorized(view)
+    try:
+        wanted = UUID(correlation_id)
+    except ValueError:
+        return view.json({"detail": "correlation id is not a UUID"}, status=400)
+    requests = read_requests(batch_id)
+    outcome = requests.find(wanted) if requests else None
+    if outcome is None:
+        return view.json({"detail": "no outcome for this request (yet)"}, status=404)
+    return view.json(outcome.model_dump(mode="json"))
+
+
+@app.page("/healthz")
+async def healthz(view: web.View, request: web.Request) -> web.Response:
+    """Readiness: 200 once partitions are assigned and tables recovered, 503 while rebalancing or recovering."""
+    recovered = cast(Any, app.tables).recovery.completed.is_set()
+    ready = recovered and not app.rebalancing
+    body = {"status": "ok" if ready else "starting", "rebalancing": app.rebalancing, "recovered": recovered}
+    return view.json(body, status=200 if ready else 503)
