@@ -186,6 +186,8 @@ def load_catalog(path: str | Path) -> PipelineCatalog:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidPipelineConfig(f"Cannot read pipelines file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:  # a ValueError, not an OSError: the file is there but is not UTF-8 text
+        raise InvalidPipelineConfig(f"Cannot read pipelines file {path}: not UTF-8 text ({exc.reason})") from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:

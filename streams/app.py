@@ -4,10 +4,13 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from contracts.pipelines import load_catalog
+from streams.broker_compat import install_exact_end_offsets
 from streams.settings import get_settings
 
 settings = get_settings()
 catalog = load_catalog(settings.pipelines_file)
+if settings.exact_end_offsets:
+    install_exact_end_offsets(settings.bootstrap)
 
 app = faust.App(
     settings.app_id,

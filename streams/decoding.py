@@ -1,6 +1,7 @@
 """PURE: Kafka bytes to typed envelopes and normalised state updates; bad input raises PoisonMessage."""
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -17,6 +18,9 @@ from contracts.state import BatchStateUpdate, Registration
 from contracts.topics import Topic
 
 M = TypeVar("M", bound=BaseModel)
+
+# JSON may escape a lone UTF-16 surrogate ("\ud800"); json.loads accepts it, but it is not Unicode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class PoisonMessage(Exception):
@@ -46,9 +50,17 @@ def parse_json(value: bytes | None) -> Any:
     except UnicodeDecodeError as exc:
         raise PoisonMessage("invalid UTF-8", detail=str(exc)) from None
     try:
-        return json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PoisonMessage(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    # A lone surrogate can never be serialized again (pydantic and str.encode refuse it): refuse it here,
+    # or every output built from the message, DLQ record included, would raise.
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise PoisonMessage("invalid JSON: lone surrogate escape (not valid Unicode)") from None
+    return parsed
 
 
 def parse_envelope(topic: str, value: bytes | None) -> RawEnvelope:

@@ -8,16 +8,28 @@ from typing import Any
 from contracts.events import DLQRecord
 
 
+def _utf8_safe(parsed: Any) -> bool:
+    # Parsed JSON holding an escaped lone surrogate ("\ud800") cannot be written out again as UTF-8.
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def original_message(value: bytes | None, parsed: Any) -> Any:
     """Return the failed message as the DLQ carries it: parsed JSON when it parses, else `{"raw": ...}`."""
-    if parsed is not None:
+    if parsed is not None and _utf8_safe(parsed):
         return parsed
     if value is None:
         return {"raw": None}
     try:
-        return json.loads(value)
+        reparsed = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError):
         pass
+    else:
+        if _utf8_safe(reparsed):
+            return reparsed
     try:
         return {"raw": value.decode("utf-8")}
     except UnicodeDecodeError:

@@ -40,6 +40,8 @@ class WorkerSettings(BaseSettings):
     broker_rebalance_timeout: float | None = None
     # The embedded broker under-reports end offsets; its consistency check must be off there (on for real Kafka).
     recovery_consistency_check: bool | None = None
+    # ... and its end offsets are probed by reading past them (streams/broker_compat.py); off for real Kafka.
+    exact_end_offsets: bool | None = None
     producer_idempotence: bool = False  # the embedded broker refuses InitProducerId; turn on for real Kafka
     max_poll_records: int = 2000
     stream_buffer_maxsize: int = 16384
@@ -55,6 +57,8 @@ class WorkerSettings(BaseSettings):
             self.broker_rebalance_timeout = 3.0 if local else 60.0
         if self.recovery_consistency_check is None:
             self.recovery_consistency_check = not local
+        if self.exact_end_offsets is None:
+            self.exact_end_offsets = local
         if not self.canonical_url:
             self.canonical_url = f"http://{self.web_host}:{self.web_port}"
         if self.profile == "production" and not self.internal_token:
