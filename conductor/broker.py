@@ -90,6 +90,8 @@ class EmbeddedBroker:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
+            # Own session: a terminal's Ctrl-C reaches only our process, which stops the broker last.
+            start_new_session=True,
             preexec_fn=_die_with_parent if os.name == "posix" else None,
         )
         try:
