@@ -60,7 +60,7 @@ def demo_messages(owner: str, now: datetime | None = None) -> list[tuple[str, by
             bad = bad if failed.get(step) else []
             if step == "spellcheck":
                 for essay in ok + bad:
-                    data = {
+                    data: dict[str, Any] = {
                         "event_name": "essay.spellcheck.completed",
                         "entity_id": essay,
                         "entity_type": "essay",
