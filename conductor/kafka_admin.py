@@ -15,11 +15,13 @@ async def ensure_topics(
     topics: Iterable[str],
     partitions: int,
     replication_factor: int = 1,
-    timeout: float = 60.0,
+    timeout: float | None = 60.0,
 ) -> list[str]:
-    """Create the missing `topics`; retry until the broker answers or `timeout` passes. Return those created."""
+    """Create the missing `topics`, retrying until the broker answers or `timeout` (None: forever); return them."""
     wanted = list(dict.fromkeys(topics))
-    deadline = asyncio.get_running_loop().time() + timeout
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    pause = 0.5
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
         try:
@@ -35,9 +37,10 @@ async def ensure_topics(
         except TopicAlreadyExistsError:
             return []
         except (KafkaConnectionError, KafkaError, OSError) as exc:
-            if asyncio.get_running_loop().time() > deadline:
+            if deadline is not None and loop.time() > deadline:
                 raise
-            log.warning("broker %s not ready (%s); retrying", bootstrap, exc)
-            await asyncio.sleep(1.0)
+            log.warning("broker %s not reachable (%s); retrying in %.1fs", bootstrap, exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
         finally:
             await admin.close()
