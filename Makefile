@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/conductor dev
+	$(BIN)/conductor dev $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

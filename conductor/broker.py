@@ -37,11 +37,10 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[b
     raise BrokerError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
-def _die_with_parent() -> None:
-    # Linux: the broker gets SIGTERM when the process that started it dies, even by SIGKILL,
-    # so an interrupted test run leaves no orphan broker behind.
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In a child before exec (Linux): get `sig` when the parent dies, even by SIGKILL, so nothing is orphaned."""
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def broker_binary() -> str:
@@ -92,7 +91,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             # Own session: a terminal's Ctrl-C reaches only our process, which stops the broker last.
             start_new_session=True,
-            preexec_fn=_die_with_parent if os.name == "posix" else None,
+            preexec_fn=die_with_parent if os.name == "posix" else None,
         )
         try:
             wait_for_port(self.host, self.port, timeout, self.process)

@@ -88,7 +88,7 @@ def _worker(args: argparse.Namespace) -> int:
             "web_host": "CONDUCTOR_WORKER_WEB_HOST",
             "data_dir": "CONDUCTOR_WORKER_DATA_DIR",
             "profile": "CONDUCTOR_WORKER_PROFILE",
-            "config": "CONDUCTOR_PIPELINES_FILE",
+            "pipelines": "CONDUCTOR_PIPELINES_FILE",
         },
     )
     from streams.worker import run_worker
@@ -109,8 +109,42 @@ def _add_worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     worker.add_argument(
         "--profile", choices=["local", "production"], help="timeouts and safety defaults [CONDUCTOR_WORKER_PROFILE]"
     )
-    worker.add_argument("--config", type=Path, help="pipelines file [CONDUCTOR_PIPELINES_FILE, pipelines.yaml]")
+    worker.add_argument("--pipelines", type=Path, help="pipelines file [CONDUCTOR_PIPELINES_FILE, pipelines.yaml]")
     worker.set_defaults(func=_worker)
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from conductor.dev import DevOptions, run_dev
+
+    return run_dev(
+        DevOptions(
+            broker_port=args.broker_port,
+            gateway_port=args.gateway_port,
+            worker_port=args.worker_port,
+            workers=args.workers,
+            demo=args.demo,
+            data_dir=args.data_dir,
+        )
+    )
+
+
+def _add_dev(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    dev = sub.add_parser(
+        "dev",
+        help="run the whole flow locally: embedded broker, worker(s) and gateway (Ctrl-C stops all)",
+        description="Start the embedded broker, N workers and the gateway; print their URLs; stop all on Ctrl-C.",
+    )
+    dev.add_argument("--demo", action="store_true", help="register sample batches with some steps already done")
+    dev.add_argument("--workers", type=int, default=1, help="number of workers (default: %(default)s)")
+    dev.add_argument("--broker-port", type=int, default=9092, help="embedded broker port (default: %(default)s)")
+    dev.add_argument("--gateway-port", type=int, default=4001, help="gateway port (default: %(default)s)")
+    dev.add_argument(
+        "--worker-port", type=int, default=4002, help="first worker's web port; others count up (default: %(default)s)"
+    )
+    dev.add_argument(
+        "--data-dir", type=Path, default=Path("data/dev"), help="logs and worker stores, wiped at start (%(default)s)"
+    )
+    dev.set_defaults(func=_dev)
 
 
 def _add_pipelines(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -142,6 +176,54 @@ def _add_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     broker.set_defaults(func=_broker)
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from contracts.pipelines import PipelineError
+    from gateway.main import run
+    from gateway.settings import GatewaySettings
+
+    flags = {
+        "broker": args.broker,
+        "worker_url": args.worker_url,
+        "host": args.host,
+        "port": args.port,
+        "auth_mode": args.auth_mode,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+        "pipelines_file": args.pipelines,
+    }
+    try:
+        settings = GatewaySettings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            print(f"error: gateway setting {where}: {error['msg']}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        run(settings)
+    except (PipelineError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return 0
+
+
+def _add_gateway(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    gateway = sub.add_parser(
+        "gateway",
+        help="run the client-facing HTTP gateway (settings from CONDUCTOR_GATEWAY_* env; flags override)",
+    )
+    gateway.add_argument("--broker", help="Kafka broker(s), kafka://host:port[,…] (env CONDUCTOR_BROKER)")
+    gateway.add_argument("--worker-url", help="the worker's web URL (env CONDUCTOR_GATEWAY_WORKER_URL)")
+    gateway.add_argument("--host", help="listen address (default 127.0.0.1; env CONDUCTOR_GATEWAY_HOST)")
+    gateway.add_argument("--port", type=int, help="listen port (default 4001; env CONDUCTOR_GATEWAY_PORT)")
+    gateway.add_argument("--auth-mode", choices=["none", "jwt"], help="env CONDUCTOR_GATEWAY_AUTH_MODE")
+    gateway.add_argument("--pipelines", type=Path, help="pipelines file (env CONDUCTOR_PIPELINES_FILE)")
+    gateway.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    gateway.add_argument("--log-format", choices=["json", "text"])
+    gateway.set_defaults(func=_gateway)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the `conductor` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -152,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipelines(sub)
     _add_broker(sub)
     _add_worker(sub)
+    _add_dev(sub)
+    _add_gateway(sub)
     return parser
 
 

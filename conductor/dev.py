@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from conductor.broker import EmbeddedBroker, _die_with_parent
+from conductor.broker import EmbeddedBroker, die_with_parent
 from conductor.kafka_admin import ensure_topics
 from contracts.topics import all_topics
 
@@ -43,7 +43,8 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                # A worker whose broker vanished may ignore SIGTERM: SIGKILL is sure, and nothing is lost by it.
+                preexec_fn=lambda: die_with_parent(signal.SIGKILL),
             )
 
     def alive(self) -> bool:

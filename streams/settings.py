@@ -1,5 +1,6 @@
 """Worker settings: one object, read once from CONDUCTOR_* environment variables (CLI flags set those)."""
 
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,7 @@ class WorkerSettings(BaseSettings):
     web_bind: str = "0.0.0.0"
     web_port: int = Field(4002, ge=1, le=65535)
     canonical_url: str = ""  # advertised URL other workers proxy table views to; default http://web_host:web_port
+    advertise_hostname: bool = False  # advertise this machine's hostname (a container's, when scaled by replicas)
     data_dir: Path = Path("data/worker")
     store: str = "rocksdb://"
     log_level: str = "info"
@@ -59,6 +61,8 @@ class WorkerSettings(BaseSettings):
             self.recovery_consistency_check = not local
         if self.exact_end_offsets is None:
             self.exact_end_offsets = local
+        if self.advertise_hostname:
+            self.web_host = socket.gethostname()
         if not self.canonical_url:
             self.canonical_url = f"http://{self.web_host}:{self.web_port}"
         if self.profile == "production" and not self.internal_token:

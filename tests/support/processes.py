@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from conductor.broker import die_with_parent
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -51,6 +53,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=lambda: die_with_parent(signal.SIGKILL),  # never outlive the test run
             )
         return self
 
@@ -118,7 +121,7 @@ class WorkerProcess(ServiceProcess):
         return self
 
     def __enter__(self) -> "WorkerProcess":
-        return self.start_and_wait()
+        return self if self.process is not None else self.start_and_wait()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

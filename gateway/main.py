@@ -1,0 +1,154 @@
+"""The gateway app: `create_app()` wires settings, collaborators, middleware, routes and error handlers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from contracts.pipelines import load_catalog
+from gateway.cors import CorsMiddleware
+from gateway.deps import Services
+from gateway.errors import install_error_handlers
+from gateway.metrics import GatewayMetrics
+from gateway.observability import AuditLog, ObservabilityMiddleware
+from gateway.openapi import document
+from gateway.publisher import KafkaCommandPublisher, Publisher
+from gateway.ratelimit import Limiter
+from gateway.routes import api_router
+from gateway.security import Authenticator
+from gateway.settings import GatewaySettings
+from gateway.state_client import StateClient, WorkerStateClient
+
+log = logging.getLogger("gateway")
+
+DESCRIPTION = """
+The front door of Batch Conductor for the React frontend.
+
+**Follow a request to its outcome**
+
+1. `POST /v1/batches/{batch_id}/pipelines` with `{"requested_pipeline": "ai_feedback"}`
+   (`GET /v1/pipelines` lists the valid names). The answer is `202` with a `correlation_id` and a `status_url`
+   once the broker has acknowledged the command.
+2. `GET` the `status_url` (`/v1/batches/{batch_id}/pipelines/{correlation_id}`): `pending` until the worker has
+   resolved the request, then `resolved` with the ordered steps, or `failed` with a `reason_code`.
+3. `GET /v1/batches/{batch_id}/status` shows the batch's per-step progress and its recent requests.
+
+**Conventions**: send `X-Correlation-ID` (a UUID) to choose the request's correlation id, else one is minted; it
+comes back on every response and is the command's `correlation_id`. Every error is RFC 9457
+`application/problem+json` with a stable `code`, the `correlation_id` and per-field `errors`. Rate limits answer
+`429` with `Retry-After` and `RateLimit-*` headers; an unreachable broker or worker answers `503` with `Retry-After`.
+In auth mode `jwt`, send `Authorization: Bearer <JWT>` (use **Authorize** above); a user reads and acts only on
+batches registered to them, role `admin` on any.
+"""
+
+EXPOSED_HEADERS = [
+    "X-Correlation-ID",
+    "Location",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+]
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    publisher: Publisher | None = None,
+    state_client: StateClient | None = None,
+) -> FastAPI:
+    """Build the gateway; `publisher` and `state_client` replace the Kafka and worker clients (tests)."""
+    settings = settings or GatewaySettings()
+    metrics = GatewayMetrics()
+    services = Services(
+        settings=settings,
+        catalog=load_catalog(settings.pipelines_file),
+        authenticator=Authenticator(settings),
+        limiter=Limiter(settings, metrics),
+        publisher=publisher or KafkaCommandPublisher(settings, metrics),
+        state=state_client or WorkerStateClient(settings, metrics),
+        metrics=metrics,
+    )
+    audit = AuditLog(settings.audit_log, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auth_mode == "none":
+            log.warning(
+                "AUTH MODE 'none': every caller is user %r with full access to every batch. Development only; "
+                "never expose this gateway. Set CONDUCTOR_GATEWAY_AUTH_MODE=jwt for real use.",
+                settings.dev_user,
+            )
+        await audit.start()
+        await services.publisher.start()
+        log.info(
+            "gateway ready on port %d: broker %s, worker %s, auth %s, rate limits %s",
+            settings.port,
+            settings.bootstrap_servers,
+            settings.worker_url,
+            settings.auth_mode,
+            "on" if settings.rate_limit_enabled else "off",
+        )
+        try:
+            yield
+        finally:
+            await services.publisher.stop()
+            await services.state.aclose()
+            await audit.stop()
+
+    app = FastAPI(
+        title="Batch Conductor gateway",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # FastAPI's native OpenTelemetry hooks cost per request and nothing here exports them; Prometheus it is.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        openapi_tags=[
+            {"name": "pipelines", "description": "Request pipelines and follow them to their outcome."},
+            {"name": "batches", "description": "Batch state as the worker projects it."},
+            {"name": "operations", "description": "Probes and metrics."},
+        ],
+    )
+    app.state.services = services
+
+    app.include_router(api_router)
+    install_error_handlers(app)
+    # Added last = outermost. CORS goes outside everything, so that even the observability middleware's own
+    # answers (413 before parsing, last-resort 500) carry CORS headers and the frontend can read them.
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=metrics,
+        audit=audit,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    app.add_middleware(
+        CorsMiddleware,
+        origins=settings.cors_origins,
+        methods=["GET", "POST"],
+        headers=["Authorization", "Content-Type", "X-Correlation-ID"],
+        expose=EXPOSED_HEADERS,
+    )
+    document(app)
+    return app
+
+
+def run(settings: GatewaySettings) -> None:
+    """Serve the gateway with uvicorn (one process; scale out with replicas and a shared rate-limit storage)."""
+    import uvicorn
+
+    from gateway.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our JSON logging, configured above
+        access_log=False,  # the audit record written by our middleware replaces it
+        proxy_headers=False,  # X-Forwarded-For is honoured only from CONDUCTOR_GATEWAY_TRUSTED_PROXIES, by us
+        server_header=False,
+        lifespan="on",
+    )
