@@ -5,7 +5,8 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from contracts.pipelines import PipelineStep
 
@@ -31,7 +32,10 @@ class PipelineRequestBody(BaseModel):
     )
 
     requested_pipeline: str = Field(
-        min_length=1, max_length=100, description="A pipeline of pipelines.yaml, or a bare step name."
+        min_length=1,
+        max_length=100,
+        description="A pipeline of pipelines.yaml, or a bare step name (`GET /v1/pipelines` lists them).",
+        examples=["ai_feedback", "nlp"],
     )
     is_retry: bool = Field(False, description="True when the client repeats a request that failed.")
     retry_reason: str | None = Field(None, max_length=500, description="Why the request is repeated.")
@@ -40,8 +44,18 @@ class PipelineRequestBody(BaseModel):
         min_length=1,
         max_length=BATCH_ID_MAX_LENGTH,
         description="Optional; when given it must equal the batch id in the path.",
+        examples=[EXAMPLE_BATCH_ID],
     )
     prompt_payload: dict[str, Any] | None = Field(None, description="Opaque prompt data passed on to the pipeline.")
+
+    @field_validator("is_retry", mode="before")
+    @classmethod
+    def _json_boolean(cls, value: object) -> object:
+        # The schema says boolean: refuse pydantic's lax coercions (0, 1, "yes", "false"...) instead of guessing.
+        # Found by fuzzing the OpenAPI document (schemathesis); the error type stays the one clients know.
+        if not isinstance(value, bool):
+            raise PydanticCustomError("bool_parsing", "Input should be a JSON boolean (true or false)")
+        return value
 
 
 class PipelineAccepted(BaseModel):

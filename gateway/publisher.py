@@ -149,11 +149,15 @@ class KafkaCommandPublisher:
             )
         envelope = command_envelope(command)
         try:
-            # aiokafka bounds every wait of a send by request_timeout_ms (metadata, buffer space, the broker's
-            # acknowledgement), so a frozen broker fails here after publish_timeout_ms instead of hanging.
-            await self._producer.send_and_wait(
-                Topic.PIPELINE_COMMAND, envelope.model_dump_json().encode(), key=command.batch_id.encode()
-            )
+            # One deadline for the whole send. aiokafka bounds each of its waits by request_timeout_ms, but a send
+            # can chain several (metadata, then the partition's earlier in-flight batch, then its own): a frozen
+            # broker held POSTs for 4x publish_timeout_ms (measured in tests/integration/test_gateway_broker_outage.py).
+            # A record cut off here may still reach the topic once the broker answers; the 503 says to retry with
+            # the same X-Correlation-ID, and the worker answers a correlation id once.
+            async with asyncio.timeout(self.timeout_ms / 1000):
+                await self._producer.send_and_wait(
+                    Topic.PIPELINE_COMMAND, envelope.model_dump_json().encode(), key=command.batch_id.encode()
+                )
         except (KafkaError, TimeoutError) as exc:
             timed_out = isinstance(exc, TimeoutError | KafkaTimeoutError | RequestTimedOutError)
             reason = "timeout" if timed_out else "kafka_error"

@@ -76,7 +76,7 @@ class GatewaySettings(BaseSettings):
     owner_cache_size: int = Field(10_000, ge=1)
 
     # --- publishing
-    publish_timeout_ms: int = Field(2000, ge=100, le=60_000)
+    publish_timeout_ms: int = Field(1500, ge=100, le=60_000)  # a frozen broker gets a 503 well within 2 s
     enable_idempotence: bool = False  # the embedded broker (Tansu) refuses InitProducerId; turn on for Apache Kafka
     linger_ms: int = Field(0, ge=0, le=1000)
     retry_after_seconds: int = Field(3, ge=1, le=3600)
