@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: run test lint unit bench clean
 
@@ -26,8 +27,15 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+# Benchmarks (not part of `make test`): bench-only packages, and wrk (Debian) for the gateway's HTTP load.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
+		|| echo "warning: wrk not installed; the gateway benchmark will fail to run"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml

@@ -12,6 +12,11 @@ RESOLUTIONS = Counter(
     "Pipeline commands answered, by outcome (resolved, failed, redelivered) and reason code",
     ["outcome", "reason_code"],
 )
+STATE_UPDATES = Counter(
+    "conductor_worker_state_updates_total",
+    "Completion events folded into the batch_state table, by outcome (changed, unchanged: already known)",
+    ["outcome"],
+)
 DLQ_RECORDS = Counter("conductor_worker_dlq_records_total", "Input messages sent to a dead-letter topic", ["topic"])
 RESOLUTION_SECONDS = Histogram(
     "conductor_worker_resolution_seconds",

@@ -1,5 +1,7 @@
 """PURE: fold normalised completion events into a batch's state (idempotent and order-insensitive)."""
 
+from collections.abc import Sequence
+
 from contracts.state import (
     BatchRequests,
     BatchState,
@@ -15,32 +17,42 @@ from contracts.state import (
 MAX_KEPT_REQUESTS = 50
 
 
-def _newer(candidate: EssayOutcome, current: EssayOutcome | None) -> bool:
-    return current is None or (candidate.at, candidate.ok) > (current.at, current.ok)
-
-
 def apply_update(state: BatchState | None, update: BatchStateUpdate) -> BatchState:
     """Return the batch state after `update`; applying it twice, or in any order, gives the same state."""
-    state = state or BatchState(batch_id=update.batch_id)
+    return apply_updates(state, (update,))
+
+
+def apply_updates(state: BatchState | None, updates: Sequence[BatchStateUpdate]) -> BatchState:
+    """Return the batch state after every update of one batch, in one pass (the same as applying each in turn).
+
+    Returns `state` itself when nothing changes, so callers can skip the write.
+    """
+    state = state or BatchState(batch_id=updates[0].batch_id)
     registration = state.registration
-    new = update.registration
-    if new is not None and (registration is None or (new.at, new.event_id) > (registration.at, registration.event_id)):
-        registration = new
     steps = state.steps
-    if update.step is not None:
-        outcomes = dict(steps.get(update.step, {}))
-        changed = False
+    changed: dict[str, dict[str, EssayOutcome]] = {}
+    for update in updates:
+        new = update.registration
+        if new is not None and (
+            registration is None or (new.at, new.event_id) > (registration.at, registration.event_id)
+        ):
+            registration = new
+        if update.step is None:
+            continue
+        outcomes = changed.get(update.step)
         for essays, ok in ((update.failed, False), (update.succeeded, True)):
+            candidate: EssayOutcome | None = None
             for essay_id in essays:
-                candidate = EssayOutcome(at=update.at, ok=ok)
-                if _newer(candidate, outcomes.get(essay_id)):
+                current = (outcomes if outcomes is not None else steps.get(update.step, {})).get(essay_id)
+                # Later `at` wins; on a tie success wins: the order events arrive in does not matter.
+                if current is None or (update.at, ok) > (current.at, current.ok):
+                    if outcomes is None:
+                        outcomes = changed[update.step] = dict(steps.get(update.step, {}))
+                    candidate = candidate or EssayOutcome(at=update.at, ok=ok)
                     outcomes[essay_id] = candidate
-                    changed = True
-        if changed:
-            steps = {**steps, update.step: outcomes}
-    if registration is state.registration and steps is state.steps:
+    if registration is state.registration and not changed:
         return state
-    return BatchState(batch_id=state.batch_id, registration=registration, steps=steps)
+    return BatchState(batch_id=state.batch_id, registration=registration, steps={**steps, **changed})
 
 
 def record_request(requests: BatchRequests | None, batch_id: str, outcome: RequestOutcome) -> BatchRequests:

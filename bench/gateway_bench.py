@@ -1,0 +1,295 @@
+"""Gateway benchmarks: POST req/s and latency vs a bare FastAPI endpoint, and end-to-end latency at a steady rate.
+
+The gateway runs as `conductor gateway` (auth mode jwt with an HS256 secret, rate limit set far above the load,
+Prometheus metrics on, its audit log on) next to a real worker that holds the batches it is asked about. wrk
+drives the POST benchmark (closed loop, fixed connections); the end-to-end benchmark is an open-loop Python
+client at a fixed request rate plus a Kafka consumer of the resolved events.
+"""
+
+import asyncio
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from aiokafka import AIOKafkaConsumer
+
+from bench.observe import Progress, counter_reader, time_drain
+from bench.phase import Phase
+from bench.procs import REPO, Service, Worker
+from bench.workload import OWNER, Messages, feed, registrations
+from conductor.broker import free_port
+from contracts.topics import Topic
+
+SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+ISSUER = "https://id.bench.local"
+AUDIENCE = "batch-conductor"
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "post.lua"
+CONNECTIONS = 32
+SECONDS = 10
+E2E_RATE = 200
+E2E_SECONDS = 20
+BATCHES = 200
+STATE_UPDATES = "conductor_worker_state_updates_total"
+
+
+def token(sub: str = OWNER) -> str:
+    """Return a valid HS256 JWT for the gateway (an hour long)."""
+    now = int(time.time())
+    claims = {"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 3600}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def gateway_env() -> dict[str, str]:
+    """Return the gateway's environment: auth on, rate limits far above the load, metrics on, logs to a file."""
+    return {
+        "CONDUCTOR_GATEWAY_AUTH_MODE": "jwt",
+        "CONDUCTOR_GATEWAY_JWT_SECRET": SECRET,
+        "CONDUCTOR_GATEWAY_JWT_ISSUER": ISSUER,
+        "CONDUCTOR_GATEWAY_JWT_AUDIENCE": AUDIENCE,
+        "CONDUCTOR_GATEWAY_RATE_LIMIT_ENABLED": "true",
+        "CONDUCTOR_GATEWAY_RATE_LIMIT_REQUEST_PIPELINE": "1000000/second",
+        "CONDUCTOR_GATEWAY_LOG_LEVEL": "WARNING",
+        "CONDUCTOR_PIPELINES_FILE": str(REPO / "pipelines.yaml"),
+    }
+
+
+class Gateway(Service):
+    """A real `conductor gateway` subprocess."""
+
+    def __init__(self, phase: Phase, worker_url: str) -> None:
+        self.port = free_port()
+        argv = [sys.executable, "-m", "conductor.cli", "gateway", "--broker", phase.broker.url,
+                "--worker-url", worker_url, "--port", str(self.port)]  # fmt: skip
+        super().__init__("gateway", argv, gateway_env(), phase.workdir / "gateway.log")
+
+    @property
+    def url(self) -> str:
+        """Return the gateway's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+class BareApi(Service):
+    """The bare FastAPI ceiling (bench/bare_api.py)."""
+
+    def __init__(self, phase: Phase) -> None:
+        self.port = free_port()
+        argv = [sys.executable, "-m", "bench.bare_api", "--port", str(self.port)]
+        super().__init__("bare-api", argv, {}, phase.workdir / "bare-api.log")
+
+    @property
+    def url(self) -> str:
+        """Return the base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _registered_worker(phase: Phase, prefix: str, count: int) -> tuple[Worker, list[str]]:
+    """Start a worker and register `count` batches owned by the bench's token subject."""
+    worker = phase.worker()
+    worker.start_ready()
+    batches = [f"{prefix}{i}" for i in range(count)]
+    records = registrations(Messages(seed=23), batches, 3)
+    feed(phase.broker.bootstrap, records)
+    progress = Progress(f"{phase.name}: register {count} batches", count, "batches")
+    time_drain(counter_reader(f"{worker.url}/metrics", STATE_UPDATES), count, 120, progress)
+    return worker, batches
+
+
+def _wrk(url: str, seconds: int, bearer: str, prefix: str, batches: int, label: str) -> dict[str, Any]:
+    """Run wrk against `url`; return its figures."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (make bench installs it: apt-get install -y wrk)")
+    env = {"BENCH_TOKEN": bearer, "BENCH_PREFIX": prefix, "BENCH_BATCHES": str(batches), "PATH": "/usr/bin:/bin"}
+    progress = Progress(label, None, "")
+    proc = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "-s", str(WRK_SCRIPT), url],
+        capture_output=True, text=True, env=env, timeout=seconds + 60, check=False,
+    )  # fmt: skip
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-1000:]} {proc.stderr[-1000:]}")
+    out: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    out["rps"] = out["requests"] / out["duration_s"]
+    pct = dict((p, v) for p, v in out["percentiles_ms"])
+    out["p50_ms"], out["p99_ms"] = pct[50], pct[99]
+    progress.done(out["requests"], f"{out['rps']:,.0f} req/s, p50 {out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms, "
+                                   f"non-2xx {out['non_2xx']}")  # fmt: skip
+    return out
+
+
+def gateway(phase: Phase) -> dict[str, Any]:
+    """Gateway POST req/s and latency (auth, rate limit, metrics on) vs a bare FastAPI endpoint (no Kafka)."""
+    prefix = "gw-"
+    worker, batches = _registered_worker(phase, prefix, BATCHES)
+    gw = Gateway(phase, worker.url).start()
+    gw.wait_http(f"{gw.url}/healthz", 60)
+    bearer = token()
+    # Warm up: every batch's owner into the gateway's cache (30 s), connections, code paths.
+    with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10) as client:
+        for batch in batches:
+            response = client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"})
+            if response.status_code != 202:
+                raise RuntimeError(f"gateway answered {response.status_code}: {response.text[:300]}")
+    # The worker would otherwise resolve the flood of commands on the same two cores: it is not under test here.
+    worker.stop()
+    _wrk(gw.url, 2, bearer, prefix, len(batches), "gateway: wrk warm-up")
+    measured = _wrk(gw.url, SECONDS, bearer, prefix, len(batches), f"gateway: wrk POST, {CONNECTIONS} connections")
+    gw.stop()
+    bare = BareApi(phase).start()
+    bare.wait_http(f"{bare.url}/healthz", 30)
+    _wrk(bare.url, 2, "", prefix, len(batches), "bare FastAPI: wrk warm-up")
+    baseline = _wrk(bare.url, SECONDS, "", prefix, len(batches), f"bare FastAPI: wrk POST, {CONNECTIONS} connections")
+    bare.stop()
+    return {"connections": CONNECTIONS, "seconds": SECONDS, "gateway": measured, "bare": baseline}
+
+
+async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: int, seconds: int) -> dict[str, Any]:
+    consumer = AIOKafkaConsumer(
+        Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED,
+        bootstrap_servers=bootstrap, group_id=f"bench-e2e-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="latest", fetch_max_wait_ms=5, enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    while not consumer.assignment():
+        await asyncio.sleep(0.05)
+    await consumer.seek_to_end()
+    sent: dict[str, float] = {}
+    done: dict[str, float] = {}
+    failed_answers = 0
+    total = rate * seconds
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        nonlocal failed_answers
+        while not stop.is_set():
+            batches_ = await consumer.getmany(timeout_ms=50)
+            now = time.monotonic()
+            for tp, records in batches_.items():
+                for record in records:
+                    corr = str(json.loads(record.value or b"{}").get("correlation_id"))
+                    if corr in sent and corr not in done:
+                        done[corr] = now
+                        failed_answers += tp.topic == Topic.PIPELINE_RESOLUTION_FAILED
+            if len(done) >= total:
+                stop.set()
+
+    reader = asyncio.create_task(consume())
+    headers = {"Authorization": f"Bearer {token()}"}
+    statuses: dict[int, int] = {}
+    progress = Progress(f"end to end: {rate} req/s for {seconds} s", total, "answered")
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=10, limits=limits) as client:
+
+        async def post(i: int) -> None:
+            corr = str(uuid.uuid4())
+            batch = batches[i % len(batches)]
+            sent[corr] = time.monotonic()
+            response = await client.post(
+                f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"}, headers={"X-Correlation-ID": corr}
+            )
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        started = time.monotonic()
+        tasks = []
+        for i in range(total):
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(i)))
+            if i % rate == 0:
+                progress.update(len(done))
+        await asyncio.gather(*tasks)
+        achieved = total / (time.monotonic() - started)
+        deadline = time.monotonic() + 30
+        while len(done) < total and time.monotonic() < deadline:
+            progress.update(len(done))
+            await asyncio.sleep(0.2)
+    stop.set()
+    await reader
+    await consumer.stop()
+    latencies = sorted((done[c] - sent[c]) * 1000 for c in done)
+    start = min(sent.values())
+    by_second: dict[int, float] = {}
+    for c in done:
+        second = int(sent[c] - start)
+        by_second[second] = max(by_second.get(second, 0.0), (done[c] - sent[c]) * 1000)
+    progress.done(len(done))
+    if not latencies:
+        raise RuntimeError(f"no resolved event was read; HTTP statuses {statuses}")
+    return {
+        "target_rps": rate,
+        "seconds": seconds,
+        "requests": total,
+        "achieved_rps": achieved,
+        "answered": len(done),
+        "failed_answers": failed_answers,
+        "http_statuses": statuses,
+        "latency_ms": _percentiles(latencies),
+        "histogram": _histogram(latencies),
+        "max_ms_by_second": [round(by_second.get(i, 0.0), 1) for i in range(seconds + 1)],
+    }
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    def pct(p: float) -> float:
+        return values[min(len(values) - 1, max(0, math.ceil(p / 100 * len(values)) - 1))]
+
+    return {"p50": pct(50), "p90": pct(90), "p99": pct(99), "p999": pct(99.9), "max": values[-1],
+            "mean": statistics.fmean(values)}  # fmt: skip
+
+
+def _histogram(values: Sequence[float], bins: int = 40) -> dict[str, list[float]]:
+    low, high = max(min(values), 0.1), max(values)
+    ratio = (high / low) ** (1 / bins) if high > low else 2.0
+    edges = [low * ratio**i for i in range(bins + 1)]
+    counts = [0] * bins
+    for v in values:
+        i = min(bins - 1, max(0, int(math.log(max(v, low) / low, ratio)) if ratio > 1 else 0))
+        counts[i] += 1
+    return {"edges_ms": edges, "counts": counts}
+
+
+def e2e(phase: Phase) -> dict[str, Any]:
+    """HTTP POST -> resolved event read by a consumer, at a steady request rate."""
+    prefix = "e2e-"
+    worker, batches = _registered_worker(phase, prefix, BATCHES)
+    gw = Gateway(phase, worker.url).start()
+    gw.wait_http(f"{gw.url}/healthz", 60)
+    with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {token()}"}, timeout=10) as client:
+        for batch in batches:  # owners into the gateway's cache, as in steady operation
+            client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"})
+    time.sleep(1.0)
+    # The worker's own count of answered commands, every half second: tells a slow worker from a slow reader.
+    import threading
+
+    answered: list[tuple[float, float]] = []
+    stop = threading.Event()
+    read = counter_reader(f"{worker.url}/metrics", "conductor_worker_events_total", outcome="resolved")
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            answered.append((time.monotonic(), read()))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = asyncio.run(_e2e(gw.url, phase.broker.bootstrap, batches, E2E_RATE, E2E_SECONDS))
+    finally:
+        stop.set()
+        watcher.join()
+    result["worker_answered_timeline"] = [(round(t - answered[0][0], 1), c) for t, c in answered] if answered else []
+    gw.stop()
+    worker.stop()
+    return result
+
+
+BENCHES = {"gateway": gateway, "e2e": e2e}
