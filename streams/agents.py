@@ -25,8 +25,8 @@ from contracts.envelope import EventEnvelope
 from contracts.state import BatchState, BatchStateUpdate
 from contracts.topics import BATCH_STATE_UPDATES, COMPLETION_TOPICS, INPUT_TOPICS, OUTPUT_TOPICS, Topic, dlq_topic
 from streams import metrics
-from streams.app import app, catalog
-from streams.decoding import PoisonMessage, decode_command, decode_completion
+from streams.app import app, catalog, settings
+from streams.decoding import PoisonMessage, check_size, decode_command, decode_completion
 from streams.dlq import build_dlq_record
 from streams.resolution import output_events, resolve_request
 from tables.batch_state import (
@@ -113,6 +113,7 @@ async def project_completion_events(stream: Any) -> None:
         for event in events:
             message = event.message
             try:
+                check_size(message.value, settings.max_message_bytes)
                 update = decode_completion(message.topic, message.value)
             except PoisonMessage as exc:
                 sent.append(await dead_letter(event, exc))
@@ -196,6 +197,7 @@ async def resolve_pipeline_requests(stream: Any) -> None:
         for event in events:
             message = event.message
             try:
+                check_size(message.value, settings.max_message_bytes)
                 command = decode_command(message.value)
             except PoisonMessage as exc:
                 sent.append(await dead_letter(event, exc))

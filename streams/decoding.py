@@ -43,6 +43,12 @@ def _describe(exc: ValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
+def check_size(value: bytes | None, limit: int) -> None:
+    """Refuse a message larger than `limit` bytes before spending any work on it."""
+    if value is not None and len(value) > limit:
+        raise PoisonMessage(f"message too large: {len(value)} bytes > {limit} (CONDUCTOR_WORKER_MAX_MESSAGE_BYTES)")
+
+
 def parse_json(value: bytes | None) -> Any:
     """Decode UTF-8 JSON bytes, or raise PoisonMessage naming what is wrong."""
     if value is None:

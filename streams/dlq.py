@@ -17,8 +17,16 @@ def _utf8_safe(parsed: Any) -> bool:
     return True
 
 
+# A DLQ record must stay producible: a larger original is kept as a preview of its first bytes.
+MAX_ORIGINAL_BYTES = 64 * 1024
+PREVIEW_BYTES = 1024
+
+
 def original_message(value: bytes | None, parsed: Any) -> Any:
     """Return the failed message as the DLQ carries it: parsed JSON when it parses, else `{"raw": ...}`."""
+    if value is not None and len(value) > MAX_ORIGINAL_BYTES:
+        preview = value[:PREVIEW_BYTES].decode("utf-8", errors="replace")
+        return {"raw": preview, "truncated": True, "size_bytes": len(value)}
     if parsed is not None and _utf8_safe(parsed):
         return parsed
     if value is None:

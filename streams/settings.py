@@ -45,6 +45,8 @@ class WorkerSettings(BaseSettings):
     # ... and its end offsets are probed by reading past them (streams/broker_compat.py); off for real Kafka.
     exact_end_offsets: bool | None = None
     producer_idempotence: bool = False  # the embedded broker refuses InitProducerId; turn on for real Kafka
+    # Larger input messages go to the DLQ unread (a DLQ record keeps a preview of them).
+    max_message_bytes: int = Field(1024 * 1024, ge=1024)
     max_poll_records: int = 2000
     stream_buffer_maxsize: int = 16384
 

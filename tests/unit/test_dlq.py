@@ -171,3 +171,17 @@ def test_any_bytes_give_a_valid_record_that_keeps_them(value: bytes) -> None:
 def test_any_text_gives_a_valid_record_that_keeps_it(text: str) -> None:
     value = text.encode("utf-8", "surrogatepass")  # lone surrogates make invalid UTF-8: kept as base64
     assert _kept_faithfully(value, _record(value)["failed_event_envelope"])
+
+
+def test_huge_original_is_kept_as_a_preview() -> None:
+    from streams.decoding import check_size
+    from streams.dlq import MAX_ORIGINAL_BYTES, PREVIEW_BYTES
+
+    value = b'{"data": "' + b"x" * (2 * MAX_ORIGINAL_BYTES) + b'"}'
+    with pytest.raises(PoisonMessage, match="too large"):
+        check_size(value, MAX_ORIGINAL_BYTES)
+    check_size(value, len(value))  # at the limit is fine
+    record = json.loads(build_dlq_record(topic="t", partition=0, offset=1, value=value, reason="too large", now=NOW))
+    original = record["failed_event_envelope"]
+    assert original["truncated"] is True and original["size_bytes"] == len(value)
+    assert len(original["raw"]) == PREVIEW_BYTES
