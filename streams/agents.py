@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from contracts.commands import ClientBatchPipelineRequestV1
 from contracts.envelope import EventEnvelope
-from contracts.state import BatchState, BatchStateUpdate
+from contracts.state import BatchState, BatchStateUpdate, RequestOutcome
 from contracts.topics import BATCH_STATE_UPDATES, COMPLETION_TOPICS, INPUT_TOPICS, OUTPUT_TOPICS, Topic, dlq_topic
 from streams import metrics
 from streams.app import app, catalog, settings
@@ -153,10 +153,13 @@ def _resolutions(outcome: str, reason_code: str) -> Any:
     return metrics.RESOLUTIONS.labels(outcome, reason_code)
 
 
-async def _resolve_batch(batch_id: str, items: Sequence[tuple[EventT[Any], Command]]) -> list[Awaitable[Any]]:
-    """Answer one batch's commands in order; a redelivered command gets its stored answer again.
+Answer = tuple[Command, RequestOutcome, bool]
 
-    Return the pending sends of the answers.
+
+def _decide(batch_id: str, items: Sequence[tuple[EventT[Any], Command]]) -> tuple[list[Answer], bool]:
+    """Decide one batch's commands in order and record the new outcomes; a redelivered command keeps its answer.
+
+    Return the answers and whether a new outcome was recorded.
     """
     answers = []
     with event_context(items[0][0]):
@@ -176,6 +179,11 @@ async def _resolve_batch(batch_id: str, items: Sequence[tuple[EventT[Any], Comma
             answers.append((command, outcome, redelivered))
         if recorded and requests is not None:
             write_requests(requests)
+    return answers, recorded
+
+
+async def _announce(answers: Sequence[Answer]) -> list[Awaitable[Any]]:
+    """Send the events of each answer; return the pending sends."""
     sent = []
     for command, outcome, redelivered in answers:
         for out in output_events(command, outcome):
@@ -184,7 +192,7 @@ async def _resolve_batch(batch_id: str, items: Sequence[tuple[EventT[Any], Comma
         label = "redelivered" if redelivered else outcome.status
         _resolutions(label, outcome.reason_code or "").inc()
         metrics.RESOLUTION_SECONDS.observe(max(0.0, time.time() - command.event_timestamp.timestamp()))
-    metrics.EVENTS.labels(Topic.PIPELINE_COMMAND, "resolved").inc(len(items))
+    metrics.EVENTS.labels(Topic.PIPELINE_COMMAND, "resolved").inc(len(answers))
     return sent
 
 
@@ -209,8 +217,17 @@ async def resolve_pipeline_requests(stream: Any) -> None:
                 metrics.EVENTS.labels(message.topic, "rerouted").inc()
                 continue
             groups.setdefault(command.data.batch_id, []).append((event, command))
+        answers: list[Answer] = []
+        recorded = False
         for batch_id, items in groups.items():
-            sent.extend(await _resolve_batch(batch_id, items))
+            decided, new = _decide(batch_id, items)
+            answers.extend(decided)
+            recorded = recorded or new
+        if recorded:
+            # The recorded outcomes reach their changelog before any answer leaves: a crash after an answer
+            # was sent then always finds the outcome again, so a redelivered command never gets a different one.
+            await app.producer.flush()
+        sent.extend(await _announce(answers))
         await _delivered(sent)
 
 
