@@ -257,6 +257,8 @@ def test_spoofed_forwarded_for_from_an_untrusted_peer_does_not_change_the_rate_l
     limits = {"CONDUCTOR_GATEWAY_RATE_LIMIT_BATCH_STATUS": f"{XFF_LIMIT}/minute"}
     # The peer (127.0.0.1) is not a trusted proxy: its X-Forwarded-For is the client's own claim.
     untrusted = gateways.start(CONDUCTOR_GATEWAY_TRUSTED_PROXIES="10.0.0.0/8", **limits)
+    # Stay clear of a minute boundary: the sliding window's weighted count would admit one more across it.
+    wait_until(lambda: time.time() % 60 < 50, 12, "not the end of a minute", interval=0.2)
     spoofed = _burst_statuses(untrusted, XFF_LIMIT + 5, lambda i: f"203.0.113.{i}, 10.0.0.{i}")
     assert spoofed == [200] * XFF_LIMIT + [429] * 5
     wait_until(lambda: "gateway.audit" in untrusted.logs(), 5, "audit records written")
@@ -264,6 +266,7 @@ def test_spoofed_forwarded_for_from_an_untrusted_peer_does_not_change_the_rate_l
     assert clients == {"127.0.0.1"}
     # Control: when the peer is a trusted proxy the same header does name the client, one allowance each.
     trusted = gateways.start(CONDUCTOR_GATEWAY_TRUSTED_PROXIES="127.0.0.1/32", **limits)
+    wait_until(lambda: time.time() % 60 < 50, 12, "not the end of a minute", interval=0.2)
     assert _burst_statuses(trusted, XFF_LIMIT + 5, lambda i: f"203.0.113.{i}") == [200] * (XFF_LIMIT + 5)
 
 
