@@ -5,8 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
+from conductor.kafka_admin import produce
 from contracts.envelope import utc_iso
 from contracts.topics import Topic
 
@@ -89,12 +88,4 @@ def demo_messages(owner: str, now: datetime | None = None) -> list[tuple[str, by
 
 async def seed_demo(bootstrap: str, owner: str) -> int:
     """Publish the demo batches and their completion events; return how many messages were sent."""
-    messages = demo_messages(owner)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for topic, key, value in messages:
-            await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
-    return len(messages)
+    return await produce(bootstrap, demo_messages(owner))

@@ -1,9 +1,10 @@
-"""Create the topics the service uses, all with one partition count, before anything produces to them."""
+"""Kafka plumbing outside the agents: create the service's topics (one partition count), publish messages in order."""
 
 import asyncio
 import logging
 from collections.abc import Iterable
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -44,3 +45,17 @@ async def ensure_topics(
             pause = min(pause * 2, 5.0)
         finally:
             await admin.close()
+
+
+async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
+    """Send (topic, key, value) messages in order, each acknowledged (acks=all) before the next; return the count."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    sent = 0
+    try:
+        for topic, key, value in messages:
+            await producer.send_and_wait(topic, value, key=key)
+            sent += 1
+    finally:
+        await producer.stop()
+    return sent

@@ -6,19 +6,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
+from conductor.kafka_admin import produce
 
-async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:
-    """Send (topic, key, value) messages in order and wait for each to be acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for topic, key, value in messages:
-            await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
+__all__ = ["collect", "data_of", "envelope_bytes", "produce", "wait_for"]
 
 
 def envelope_bytes(envelope: dict[str, Any]) -> bytes:
