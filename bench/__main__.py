@@ -32,9 +32,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each ceiling; the best counts (default 2)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
     parser.add_argument("--name", default="latest", help="results file stem (default latest)")
-    parser.add_argument(
-        "--worker-src", type=Path, help="run workers from another checkout (before/after comparisons)"
-    )
+    parser.add_argument("--worker-src", type=Path, help="run workers from another checkout (before/after comparisons)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, stores)")
     parser.add_argument(
         "--profile", action="store_true", help="run workers under py-spy: collapsed stacks, summaries in <out>/profiles"

@@ -29,16 +29,8 @@ def build(broker: str, topics: list[str], count: int, result: Path, datadir: Pat
         store="memory://",
         datadir=str(datadir),
         autodiscover=False,
-        processing_guarantee="at_least_once",
-        topic_partitions=tuning.topic_partitions,
-        key_serializer="raw",
+        **tuning.consumer_options(),  # the worker's own group and fetch tuning
         value_serializer="raw",
-        broker_session_timeout=tuning.broker_session_timeout,
-        broker_heartbeat_interval=tuning.broker_heartbeat_interval,
-        broker_rebalance_timeout=tuning.broker_rebalance_timeout,
-        broker_max_poll_records=tuning.max_poll_records,
-        stream_buffer_maxsize=tuning.stream_buffer_maxsize,
-        producer_acks=-1,
         web_enabled=False,
     )
     source = app.topic(*topics, key_type=bytes, value_type=bytes)

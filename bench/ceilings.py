@@ -30,9 +30,7 @@ def passthrough(broker: EmbeddedBroker, topics: Sequence[str], count: int, label
     return result
 
 
-def bare_faust(
-    broker: EmbeddedBroker, topics: Sequence[str], count: int, workdir: Path, label: str
-) -> dict[str, Any]:
+def bare_faust(broker: EmbeddedBroker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
     """Run the bare counting Faust agent over `topics` (fresh app id); return its timing."""
     result_file = workdir / f"bare-{time.monotonic_ns()}.json"
     service = Service(

@@ -2,7 +2,6 @@
 
 import atexit
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import EmbeddedBroker, die_with_parent, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 # The source tree workers run from: this repo, or another checkout for before/after runs (`--worker-src`).
@@ -25,9 +24,8 @@ _RUNNING: list["Service"] = []
 
 
 def _die_with_parent() -> None:
-    # Linux: SIGTERM the child when the bench dies, even by SIGKILL, so no worker or gateway outlives it.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    # SIGTERM the child when the bench dies, even by SIGKILL, so no worker or gateway outlives it.
+    die_with_parent(signal.SIGTERM)
     os.setsid()
 
 

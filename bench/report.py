@@ -85,8 +85,10 @@ def facts(results: dict[str, Any]) -> list[str]:
         )
     if "gateway" in b:
         gw, bare = b["gateway"]["gateway"], b["gateway"]["bare"]
-        out.append(f"gateway POST: {gw['rps']:,.0f} req/s, p50 {gw['p50_ms']:.1f} ms, p99 {gw['p99_ms']:.1f} ms "
-                   f"(bare FastAPI {bare['rps']:,.0f} req/s, p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms)")
+        out.append(
+            f"gateway POST: {gw['rps']:,.0f} req/s, p50 {gw['p50_ms']:.1f} ms, p99 {gw['p99_ms']:.1f} ms "
+            f"(bare FastAPI {bare['rps']:,.0f} req/s, p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms)"
+        )
     return out
 
 

@@ -3,7 +3,7 @@
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +70,20 @@ class WorkerSettings(BaseSettings):
         if self.profile == "production" and not self.internal_token:
             raise ValueError("profile 'production' requires CONDUCTOR_INTERNAL_TOKEN for the worker views")
         return self
+
+    def consumer_options(self) -> dict[str, Any]:
+        """Return the Faust group and fetch tuning (shared by the worker and the benchmark's bare-Faust ceiling)."""
+        return {
+            "processing_guarantee": "at_least_once",
+            "topic_partitions": self.topic_partitions,
+            "key_serializer": "raw",
+            "broker_session_timeout": self.broker_session_timeout,
+            "broker_heartbeat_interval": self.broker_heartbeat_interval,
+            "broker_rebalance_timeout": self.broker_rebalance_timeout,
+            "broker_max_poll_records": self.max_poll_records,
+            "stream_buffer_maxsize": self.stream_buffer_maxsize,
+            "producer_acks": -1,
+        }
 
     @property
     def bootstrap(self) -> str:
