@@ -1,11 +1,9 @@
 """Two gateway replicas share one rate limit through Redis; an unreachable Redis lets requests through.
 
-Optional feature (extra `[redis]` and a `redis-server` binary): skipped, with the reason shown, when either is missing.
+The Redis is a real `redis-server` when installed, else fakeredis on a real TCP socket (both in extra `[dev]`, so this
+runs in CI); see tests/support/redis_server.py. Skipped, with the reason shown, only when neither can run.
 """
 
-import importlib.util
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,39 +11,31 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port, wait_for_port
+from conductor.broker import EmbeddedBroker, free_port
 from tests.support.gateway_process import GatewayProcess
 from tests.support.processes import wait_until
+from tests.support.redis_server import RedisServer, unavailable_reason
 from tests.support.stub_worker import StubWorker
+
+REDIS_UNAVAILABLE = unavailable_reason()
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server binary not installed"),
-    pytest.mark.skipif(importlib.util.find_spec("redis") is None, reason="extra [redis] not installed"),
+    pytest.mark.skipif(REDIS_UNAVAILABLE is not None, reason=REDIS_UNAVAILABLE or ""),
 ]
 
 
 @pytest.fixture
-def redis_url() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, 10, server)
-        yield f"redis://127.0.0.1:{port}/0", server
-    finally:
-        server.terminate()
-        server.wait(5)
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
 
 
 def test_replicas_share_the_limit_and_fail_open(
-    broker: EmbeddedBroker, tmp_path: Path, redis_url: tuple[str, subprocess.Popen[bytes]]
+    broker: EmbeddedBroker, tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    url, server = redis_url
     env = {
-        "CONDUCTOR_GATEWAY_RATELIMIT_STORAGE": url,
+        "CONDUCTOR_GATEWAY_RATELIMIT_STORAGE": redis_server.url,
         "CONDUCTOR_GATEWAY_RATE_LIMIT_REQUEST_PIPELINE": "3/second;100/minute",
     }
     with StubWorker() as stub:
@@ -58,8 +48,7 @@ def test_replicas_share_the_limit_and_fail_open(
                 for gw in (*replicas, *replicas)
             ]
             assert codes == [202, 202, 202, 429]  # one allowance of 3 across both replicas
-            server.terminate()
-            server.wait(5)
+            redis_server.stop()
             response = httpx.post(f"{replicas[0].url}/v1/batches/b1/pipelines", json={"requested_pipeline": "nlp"})
             assert response.status_code == 202  # storage down: let through, counted, logged
             assert "gateway_rate_limit_storage_errors_total 1.0" in httpx.get(f"{replicas[0].url}/metrics").text
