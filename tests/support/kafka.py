@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from conductor.kafka_admin import produce
 
-__all__ = ["collect", "data_of", "envelope_bytes", "produce", "wait_for"]
+__all__ = ["collect", "committed_offsets", "data_of", "envelope_bytes", "produce", "wait_for"]
 
 
 def envelope_bytes(envelope: dict[str, Any]) -> bytes:
@@ -44,6 +44,22 @@ async def collect(
     finally:
         await consumer.stop()
     return kept
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, topics: Iterable[str], partitions: int
+) -> dict[str, int | None]:
+    """Return the group's committed offset of every `topic[partition]` (None where nothing is committed)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {
+            f"{topic}[{p}]": await consumer.committed(TopicPartition(topic, p))
+            for topic in topics
+            for p in range(partitions)
+        }
+    finally:
+        await consumer.stop()
 
 
 def data_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
