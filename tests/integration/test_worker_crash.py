@@ -69,6 +69,25 @@ def actual_views(worker: WorkerProcess, batch_ids: list[str]) -> dict[str, Any]:
     return out
 
 
+def assert_views_become(worker: WorkerProcess, batch_ids: list[str], expected: dict[str, Any], timeout: float) -> None:
+    """Wait until the worker's views equal `expected`; on timeout name the batches that still differ."""
+    last: dict[str, Any] = {}
+
+    def equal() -> bool:
+        last.update(actual_views(worker, batch_ids))
+        return last == expected
+
+    try:
+        wait_until(equal, timeout, "final state equals crash-free state", interval=1.0)
+    except AssertionError as exc:
+        differing = [b for b in batch_ids if last.get(b) != expected.get(b)]
+        first = differing[0]
+        raise AssertionError(
+            f"{exc}: {len(differing)} batch(es) differ, e.g. {first}\nexpected {expected.get(first)}\n"
+            f"actual   {last.get(first)}\n--- worker log ---\n{worker.log_tail(40)}"
+        ) from None
+
+
 def interleave(events: list[dict[str, Any]], commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Spread the events evenly among the commands, each kind keeping its order."""
     every = max(1, len(commands) // max(1, len(events)))
@@ -136,7 +155,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_answers_each_command_once(tmp
                 ) from None
             batch_ids = [f"{prefix}-{i}" for i in range(BATCHES)]
             expected = expected_views(events)
-            wait_until(lambda: actual_views(worker, batch_ids) == expected, 60, "final state equals crash-free state")
+            assert_views_become(worker, batch_ids, expected, 60)
         finally:
             worker.stop()
 
@@ -156,22 +175,33 @@ async def test_kill_9_mid_stream_loses_nothing_and_answers_each_command_once(tmp
     )
 
 
+def start_two_workers(broker_url: str, tmp_path: Path, **env: str) -> tuple[WorkerProcess, WorkerProcess]:
+    """Start two workers on the broker and wait until both own partitions (stopping both if they do not)."""
+    first = WorkerProcess(broker_url, tmp_path, free_port(), **env).start_and_wait()
+    second = WorkerProcess(broker_url, tmp_path, free_port(), **env).start()
+    try:
+        second.wait_ready(f"{second.web_url}/healthz", 90)
+        wait_until(
+            lambda: all(
+                httpx.get(f"{w.web_url}/assignment/", timeout=5).json().get("actives") for w in (first, second)
+            ),
+            60,
+            "both workers own partitions",
+        )
+    except BaseException:
+        second.stop()
+        first.stop()
+        raise
+    return first, second
+
+
 async def test_survivor_takes_over_and_answers_for_all_batches(tmp_path: Path) -> None:
     prefix = f"takeover-{uuid.uuid4().hex[:6]}"
     batch_ids = [f"{prefix}-{i}" for i in range(16)]
     events = [m.registered(b, [f"{b}-e"]) for b in batch_ids] + [m.spellcheck(b, f"{b}-e") for b in batch_ids]
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
-        first = WorkerProcess(broker.url, tmp_path, free_port()).start_and_wait()
-        second = WorkerProcess(broker.url, tmp_path, free_port()).start()
+        first, second = start_two_workers(broker.url, tmp_path)
         try:
-            second.wait_ready(f"{second.web_url}/healthz", 90)
-            wait_until(
-                lambda: all(
-                    httpx.get(f"{w.web_url}/assignment/", timeout=5).json().get("actives") for w in (first, second)
-                ),
-                60,
-                "both workers own partitions",
-            )
             await produce(broker.bootstrap, [(e["event_type"], _key(e), m.as_bytes(e)) for e in events])
             expected = expected_views(events)
             wait_until(lambda: actual_views(first, batch_ids) == expected, 60, "state projected across both workers")
@@ -197,17 +227,8 @@ async def test_losing_one_of_two_workers_mid_stream_loses_no_command(tmp_path: P
     batches = [f"{prefix}-{i}" for i in range(100)]
     commands = [m.command(batches[i % 100], "nlp") for i in range(2000)]
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
-        first = WorkerProcess(broker.url, tmp_path, free_port(), **LOG_INFO).start_and_wait()
-        second = WorkerProcess(broker.url, tmp_path, free_port(), **LOG_INFO).start()
+        first, second = start_two_workers(broker.url, tmp_path, **LOG_INFO)
         try:
-            second.wait_ready(f"{second.web_url}/healthz", 90)
-            wait_until(
-                lambda: all(
-                    httpx.get(f"{w.web_url}/assignment/", timeout=5).json().get("actives") for w in (first, second)
-                ),
-                60,
-                "both workers own partitions",
-            )
             await send_all(broker.bootstrap, [m.registered(b, [f"{b}-e"]) for b in batches])
             sender = asyncio.create_task(send_all(broker.bootstrap, commands))
             await wait_for_answers(broker.bootstrap, 100)  # both workers are answering
