@@ -5,12 +5,14 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from contracts.pipelines import load_catalog
 from streams.broker_compat import install_exact_end_offsets, install_short_fetch_wait
-from streams.faust_fixes import install_seek_uncommitted_to_earliest
+from streams.faust_fixes import install_refetch_after_seek, install_seek_uncommitted_to_earliest
 from streams.settings import get_settings
 
 settings = get_settings()
 catalog = load_catalog(settings.pipelines_file)
-install_seek_uncommitted_to_earliest()  # any broker: a partition never committed is rewound too (faust_fixes.py)
+# Any broker: Faust lost input messages around rebalances and restarts (streams/faust_fixes.py).
+install_seek_uncommitted_to_earliest()
+install_refetch_after_seek()
 if settings.exact_end_offsets:
     install_exact_end_offsets(settings.bootstrap)
 if settings.profile == "local":

@@ -1,4 +1,6 @@
-"""Close a Faust 0.15 gap that lost commands: a partition without a committed offset is never rewound.
+"""Close two Faust 0.15 gaps that lost input messages around rebalances and restarts.
+
+1. A partition without a committed offset is never rewound.
 
 After every rebalance Faust seeks the stream partitions "to committed offsets" (`Consumer.perform_seek`), which
 rewinds past whatever its consumer fetched and dropped while the rebalance and table recovery ran (faust-streaming
@@ -13,6 +15,22 @@ broker.
 The fix, after Faust's own seek: every stream partition this worker consumes that has no committed offset is sought
 to its earliest offset (what `consumer_auto_offset_reset="earliest"` promises) and that offset is committed at once.
 From then on every input partition has a committed offset, so no later owner ever depends on the reset policy.
+
+2. Messages re-fetched after a seek are dropped as "already read".
+
+Faust remembers per partition the offset it last handed to the streams and silently drops any fetched message below
+it (`Consumer._drain_messages`, "DROPPED MESSAGE ROFF"). Around a rebalance or restart that guard misfires: records
+prefetched before the seek to the committed offset are still handed on after it (faust-streaming issues #216, #221;
+here the agents were seen processing before the seek had finished), the remembered offset jumps past the committed
+one, and the re-fetched records in between are dropped. Nothing acknowledges them, so the committed offset stops
+there and they come back only at the next restart: seen as a batch whose registration never reached the state
+(every command for it answered BATCH_NOT_FOUND) and, in CI, as 33 commands unanswered for 3 minutes after a restart.
+
+The fix: for the topics our agents consume with acknowledgements (not the changelogs, whose replay order must hold),
+the guard and Faust's gap bookkeeping built on it are off. A message fetched twice is then processed twice, which the
+agents are built for (idempotent projection, a redelivered command gets its recorded answer), and the committed
+offset still only moves over contiguously acknowledged offsets. The input topics are neither compacted nor
+transactional, so their offsets have no gaps for that bookkeeping to bridge.
 """
 
 import logging
@@ -21,6 +39,37 @@ from typing import Any
 from faust.transport import consumer as faust_consumer
 
 log = logging.getLogger(__name__)
+
+
+class _ReadOffsets(dict[Any, int | None]):
+    """Faust's last-read offset per partition, reported as unknown for the acked stream topics (see 2. above)."""
+
+    def __init__(self, consumer: Any) -> None:
+        super().__init__()
+        self._consumer = consumer
+
+    def __missing__(self, tp: Any) -> None:
+        return None
+
+    def __getitem__(self, tp: Any) -> int | None:
+        if self._consumer.app.topics.acks_enabled_for(tp.topic):
+            return None
+        return super().get(tp)
+
+
+def install_refetch_after_seek() -> None:
+    """Stop Faust from dropping re-fetched stream messages as already read (the changelogs keep the guard)."""
+    consumer_cls: Any = faust_consumer.Consumer
+    if getattr(consumer_cls, "_conductor_refetch_after_seek", False):
+        return
+    original = consumer_cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._read_offset = _ReadOffsets(self)
+
+    consumer_cls.__init__ = __init__
+    consumer_cls._conductor_refetch_after_seek = True
 
 
 def _uncommitted_stream_partitions(consumer: Any) -> set[Any]:
