@@ -1,5 +1,6 @@
 """The gateway app: `create_app()` wires settings, collaborators, middleware, routes and error handlers."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -142,8 +143,10 @@ def run(settings: GatewaySettings) -> None:
     from gateway.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    tune_gc()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # our JSON logging, configured above
@@ -152,3 +155,21 @@ def run(settings: GatewaySettings) -> None:
         server_header=False,
         lifespan="on",
     )
+
+
+# Young-generation threshold of the cyclic garbage collector in the serving process (CPython's default: 700).
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector off the request path of the serving process.
+
+    Under load it took ~10% of the gateway's CPU (py-spy: about three full collections a second, each re-scanning
+    the ~100k objects of the imported modules, the app and its models). Those live as long as the process: freeze
+    them out of the collector's sight, and collect the young generation less often. Reference counting still frees
+    everything that is not in a cycle at once; cycles are still collected, a little later.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
