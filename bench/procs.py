@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import psutil
 
 from conductor.broker import EmbeddedBroker, die_with_parent, free_port
+from conductor.waiting import http_ok, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 # The source tree workers run from: this repo, or another checkout for before/after runs (`--worker-src`).
@@ -36,24 +35,6 @@ def stop_all() -> None:
 
 
 atexit.register(stop_all)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll `condition` until true; raise TimeoutError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def http_ok(url: str) -> bool:
-    """Return whether GET `url` answers 200."""
-    try:
-        return httpx.get(url, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class Service:

@@ -11,10 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from conductor.broker import EmbeddedBroker, die_with_parent
 from conductor.kafka_admin import ensure_topics
+from conductor.waiting import http_ok
 from contracts.topics import all_topics
 
 
@@ -57,11 +56,8 @@ class Child:
         while time.monotonic() - start < timeout:
             if not self.alive():
                 raise DevError(f"{self.name} exited early; see {self.log_path}")
-            try:
-                if httpx.get(self.ready_url, timeout=1.0).status_code == 200:
-                    return time.monotonic() - start
-            except httpx.HTTPError:
-                pass
+            if http_ok(self.ready_url, timeout=1.0):
+                return time.monotonic() - start
             time.sleep(0.25)
         raise DevError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
 

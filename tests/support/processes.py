@@ -4,33 +4,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
+from conductor import waiting as conductor_waiting
 from conductor.broker import die_with_parent
+from conductor.waiting import http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, message: str, interval: float = 0.1) -> None:
-    """Poll `condition` until it is true; fail with `message` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s: {message}")
-
-
-def http_ok(url: str) -> bool:
-    """Return whether GET `url` answers 200."""
+    """Poll `condition` until it is true; fail the test with `message` after `timeout` seconds."""
     try:
-        return httpx.get(url, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+        conductor_waiting.wait_until(condition, timeout, message, interval)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout:.0f}s: {message}") from None
 
 
 class ServiceProcess:
