@@ -5,7 +5,11 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from contracts.pipelines import load_catalog
 from streams.broker_compat import install_exact_end_offsets, install_short_fetch_wait
-from streams.faust_fixes import install_refetch_after_seek, install_seek_uncommitted_to_earliest
+from streams.faust_fixes import (
+    install_no_commit_over_head_gap,
+    install_refetch_after_seek,
+    install_seek_uncommitted_to_earliest,
+)
 from streams.settings import get_settings
 
 settings = get_settings()
@@ -13,6 +17,7 @@ catalog = load_catalog(settings.pipelines_file)
 # Any broker: Faust lost input messages around rebalances and restarts (streams/faust_fixes.py).
 install_seek_uncommitted_to_earliest()
 install_refetch_after_seek()
+install_no_commit_over_head_gap()
 if settings.exact_end_offsets:
     install_exact_end_offsets(settings.bootstrap)
 if settings.profile == "local":

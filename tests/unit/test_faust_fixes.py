@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from streams.faust_fixes import _ReadOffsets, _uncommitted_stream_partitions
+from streams.faust_fixes import _ReadOffsets, _uncommitted_stream_partitions, head_gap
 
 STREAM, CHANGELOG = "huleedu.commands.batch.pipeline.v1", "batch_conductor-batch_state-changelog"
 
@@ -34,3 +34,11 @@ def test_only_assigned_stream_partitions_without_a_committed_offset_are_rewound(
     assigned = {TP(STREAM, 0), TP(STREAM, 1), TP(STREAM, 2), TP(CHANGELOG, 0)}
     consumer = _consumer({TP(STREAM, 0): 12, TP(STREAM, 1): None}, assigned)
     assert _uncommitted_stream_partitions(consumer) == {TP(STREAM, 1), TP(STREAM, 2)}
+
+
+def test_no_commit_while_the_record_at_the_committed_offset_is_unacknowledged() -> None:
+    assert head_gap([11, 12, 13], committed=10)  # Faust 0.15 committed 14 here, losing 10
+    assert head_gap([1, 2], committed=0)  # and did not check at all when the committed offset is 0
+    assert not head_gap([10, 11, 13], committed=10)
+    assert not head_gap([5], committed=None)  # nothing committed yet: Faust's own rules apply
+    assert not head_gap([], committed=10)
