@@ -143,15 +143,16 @@ async def read_to_end(
     if ends is None:
         ends = await end_offsets(bootstrap, topics)
     wanted = {tp: end for tp, end in ends.items() if tp.topic in topics}
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    todo = {tp for tp, end in wanted.items() if end > 0}
+    if not todo:
+        # Also: aiokafka's consumer.stop() right after start() raises CancelledError (its no-group task never ran).
+        return records
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=_FETCH_BYTES
     )
     await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        todo = {tp for tp, end in wanted.items() if end > 0}
-        if not todo:
-            return records
         consumer.assign(list(todo))
         await consumer.seek_to_beginning(*todo)
         deadline = time.monotonic() + timeout
