@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from conductor.broker import EmbeddedBroker
 from contracts.topics import INPUT_TOPICS, Topic, dlq_topic
 from streams.dlq import PREVIEW_BYTES
 from tests.support import messages as m
 from tests.support.kafka import read_to_end, wait_committed_to_end
+from tests.support.metrics import sample_value
 from tests.support.processes import WorkerProcess, start_worker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -82,13 +82,7 @@ def poison_kinds(topic: str, batch: str) -> list[tuple[str, bytes, str]]:
 
 
 def worker_counter(worker: WorkerProcess, sample: str, **labels: str) -> float:
-    """Return one sample's value from the worker's /metrics (0 while the labelled series does not exist yet)."""
-    text = httpx.get(f"{worker.web_url}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == sample and all(found.labels.get(k) == v for k, v in labels.items()):
-                return float(found.value)
-    return 0.0
+    return sample_value(worker.web_url, sample, **labels)
 
 
 def view(worker: WorkerProcess, batch: str) -> httpx.Response:
