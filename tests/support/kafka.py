@@ -99,7 +99,8 @@ async def end_offsets(bootstrap: str, topics: Iterable[str], timeout: float = 15
     but its fetches are right. So each non-empty partition is fetched once from the reported end - 1: that first
     fetch returns the whole batch holding that offset, and the end is the offset after its last record (the
     reported end itself on Kafka). No idle wait decides anything: a partition whose fetch does not come back
-    within `timeout` fails the test.
+    within `timeout` fails the test. (Not for transactional topics, whose last offset may be a commit marker that no
+    fetch returns: nothing here writes transactions.)
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=_FETCH_BYTES
