@@ -79,8 +79,10 @@ def _kafka(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cluster = KafkaCluster(nodes=args.nodes, port=args.port, data_dir=args.data_dir, host=args.host)
-    print(f"starting Apache Kafka {kafka_version()} (KRaft), {args.nodes} node(s), data in {cluster.data_dir}...",
-          flush=True)
+    print(
+        f"starting Apache Kafka {kafka_version()} (KRaft), {args.nodes} node(s), data in {cluster.data_dir}...",
+        flush=True,
+    )
     try:
         cluster.start()
     except KafkaUnavailable as exc:
@@ -91,11 +93,14 @@ def _kafka(args: argparse.Namespace) -> int:
         return 1
     try:
         for node in cluster.members:
-            print(f"  node {node.node_id}: clients {node.bootstrap}, controller {cluster.host}:{node.controller_port}, "
-                  f"log {node.log_path}")
+            print(
+                f"  node {node.node_id}: clients {node.bootstrap}, controller {cluster.host}:{node.controller_port}, "
+                f"log {node.log_path}"
+            )
         print(f"bootstrap: {cluster.bootstrap}", flush=True)
-        print(f"  e.g. CONDUCTOR_BROKER={cluster.url} conductor worker --profile production; Ctrl-C to stop",
-              flush=True)
+        print(
+            f"  e.g. CONDUCTOR_BROKER={cluster.url} conductor worker --profile production; Ctrl-C to stop", flush=True
+        )
         try:
             while not stop.wait(0.5):
                 dead = [n.node_id for n in cluster.members if not n.alive()]
@@ -122,12 +127,17 @@ def _add_kafka(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "first use, mvn (the jars are resolved once into ~/.cache/batch-conductor/kafka or CONDUCTOR_KAFKA_CACHE)."
         ),
     )
-    kafka.add_argument("--nodes", type=int, choices=(1, 3), default=1,
-                       help="1 node, or a 3-node quorum with replication factor 3 and min.insync.replicas 2 "
-                       "(default: %(default)s)")
+    kafka.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="1 node, or a 3-node quorum with replication factor 3 and min.insync.replicas 2 (default: %(default)s)",
+    )
     kafka.add_argument("--port", type=int, default=9092, help="client port of node 1 (default: %(default)s)")
-    kafka.add_argument("--data-dir", type=Path, default=Path("data/kafka"),
-                       help="log dirs and cluster id (default: %(default)s)")
+    kafka.add_argument(
+        "--data-dir", type=Path, default=Path("data/kafka"), help="log dirs and cluster id (default: %(default)s)"
+    )
     kafka.add_argument("--host", default="127.0.0.1", help="listener address (default: %(default)s)")
     kafka.set_defaults(func=_kafka)
 

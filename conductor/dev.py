@@ -116,8 +116,10 @@ def run_dev(options: DevOptions, stop: threading.Event | None = None) -> int:
     children: list[Child] = []
     try:
         if kafka:
-            _say(f"starting Apache Kafka, {options.kafka_nodes} node(s), state in {options.data_dir} (kept; "
-                 "--fresh wipes it)...")
+            _say(
+                f"starting Apache Kafka, {options.kafka_nodes} node(s), state in {options.data_dir} (kept; "
+                "--fresh wipes it)..."
+            )
         broker.start()
         _say(f"{broker.kind} broker on {broker.bootstrap}" + ("" if kafka else " (in memory)"))
         # On Kafka the services run the production profile (idempotent producers, consistency checks) with a
