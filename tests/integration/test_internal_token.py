@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from contracts.topics import Topic
 from tests.support import messages as m
+from tests.support.brokers import new_broker
 from tests.support.gateway_process import GatewayProcess
 from tests.support.kafka import produce, read_to_end
 from tests.support.processes import WorkerProcess, wait_until
@@ -31,7 +33,7 @@ REFUSAL = {"detail": "missing or wrong X-Internal-Token header"}
 
 @dataclass
 class Stack:
-    broker: EmbeddedBroker
+    broker: Broker
     worker: WorkerProcess
     right: GatewayProcess  # the worker's token
     wrong: GatewayProcess  # another token
@@ -54,7 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     batch = f"tok-{uuid.uuid4().hex[:8]}"
     essays = [f"{batch}-essay-{i}" for i in range(2)]
     command = m.command(batch, "nlp", user_id=OWNER)
-    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+    with new_broker(workdir) as broker:
         with WorkerProcess(broker.url, workdir, free_port(), CONDUCTOR_INTERNAL_TOKEN=TOKEN) as worker:
             right = GatewayProcess(broker.url, workdir, free_port(), worker.web_url, CONDUCTOR_INTERNAL_TOKEN=TOKEN)
             wrong = GatewayProcess(broker.url, workdir, free_port(), worker.web_url, CONDUCTOR_INTERNAL_TOKEN=WRONG)

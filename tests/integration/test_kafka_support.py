@@ -6,7 +6,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from conductor.broker import EmbeddedBroker
+from conductor.brokers import Broker
 from conductor.kafka_admin import ensure_topics
 from tests.support.kafka import end_offsets, read_to_end
 
@@ -37,7 +37,7 @@ async def _send_batched(bootstrap: str, topic: str, per_partition: int, rounds: 
 
 
 async def test_end_offsets_and_read_to_end_are_exact_when_the_last_batch_holds_many_records(
-    broker: EmbeddedBroker,
+    broker: Broker,
 ) -> None:
     topic = f"test.support.ends-{uuid.uuid4().hex[:8]}"
     await ensure_topics(broker.bootstrap, [topic], partitions=PARTITIONS)
@@ -59,7 +59,7 @@ async def test_end_offsets_and_read_to_end_are_exact_when_the_last_batch_holds_m
     assert len(await read_to_end(broker.bootstrap, [topic])) == len(values) + 2 * PARTITIONS
 
 
-async def test_what_the_broker_reports_is_never_beyond_the_exact_end(broker: EmbeddedBroker) -> None:
+async def test_what_the_broker_reports_is_never_beyond_the_exact_end(broker: Broker) -> None:
     # The reason for the probe: on the embedded broker the reported end may fall short, never overshoot.
     topic = f"test.support.report-{uuid.uuid4().hex[:8]}"
     await ensure_topics(broker.bootstrap, [topic], partitions=PARTITIONS)
