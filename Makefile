@@ -5,17 +5,19 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
+UV     := $(BIN)/uv pip --quiet --python $(BIN)/python
 
 .PHONY: run test lint unit bench lock clean
 
 # Installs come from the lock files in requirements/ (every package pinned, with its hashes); `make lock` refreshes
-# them. The venv is brought up to date whenever a lock file or pyproject.toml changes. The project itself goes in
-# last, offline: a dependency that pyproject.toml declares but the lock lacks fails here instead of being fetched.
+# them. pip installs the tools (pip, uv, setuptools), uv the rest (parallel downloads). The venv is brought up to
+# date whenever a lock file or pyproject.toml changes. The project itself goes in last, offline: a dependency that
+# pyproject.toml declares but the lock lacks fails here instead of being fetched.
 $(STAMP): requirements/tools.txt requirements/dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --require-hashes -r requirements/tools.txt
-	$(PIP) install --require-hashes -r requirements/dev.txt
-	$(PIP) install --no-index --no-build-isolation -e '.[dev]' \
+	$(UV) install --require-hashes -r requirements/dev.txt
+	$(UV) install --no-index --no-build-isolation -e '.[dev]' \
 		|| { echo "requirements/dev.txt does not satisfy pyproject.toml: run 'make lock'" >&2; exit 1; }
 	touch $(STAMP)
 
@@ -40,8 +42,8 @@ unit: $(STAMP)
 
 # Benchmarks (not part of `make test`): bench-only packages, and wrk (Debian) for the gateway's HTTP load.
 $(BENCH_STAMP): $(STAMP) requirements/bench.txt
-	$(PIP) install --require-hashes -r requirements/bench.txt
-	$(PIP) install --no-index --no-build-isolation -e '.[dev,bench]'
+	$(UV) install --require-hashes -r requirements/bench.txt
+	$(UV) install --no-index --no-build-isolation -e '.[dev,bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| echo "warning: wrk not installed; the gateway benchmark will fail to run"
 	touch $(BENCH_STAMP)
@@ -51,13 +53,12 @@ bench: $(BENCH_STAMP)
 
 # Re-resolve the lock files from pyproject.toml (needs PyPI). Pins still allowed are kept; to move them:
 # `make lock LOCK_ARGS=--upgrade` (everything) or `LOCK_ARGS="--upgrade-package fastapi"` (one package).
-UV_VERSION := 0.13.9
-UV_COMPILE  = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command 'make lock' $(LOCK_ARGS)
 
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install uv==$(UV_VERSION)
+	$(PIP) install --require-hashes -r requirements/tools.txt
 	$(UV_COMPILE) pyproject.toml --extra dev -o requirements/dev.txt
 	$(UV_COMPILE) requirements/tools.in -c requirements/dev.txt -o requirements/tools.txt
 	$(UV_COMPILE) pyproject.toml --extra dev --extra bench -c requirements/dev.txt -o requirements/bench.txt
