@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
-UV     := $(BIN)/uv pip --quiet --python $(BIN)/python
+UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
 .PHONY: run test lint unit bench lock clean
 
@@ -16,8 +16,8 @@ UV     := $(BIN)/uv pip --quiet --python $(BIN)/python
 $(STAMP): requirements/tools.txt requirements/dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --require-hashes -r requirements/tools.txt
-	$(UV) install --require-hashes -r requirements/dev.txt
-	$(UV) install --no-index --no-build-isolation -e '.[dev]' \
+	$(UV_INSTALL) --require-hashes -r requirements/dev.txt
+	$(UV_INSTALL) --no-index --no-build-isolation -e '.[dev]' \
 		|| { echo "requirements/dev.txt does not satisfy pyproject.toml: run 'make lock'" >&2; exit 1; }
 	touch $(STAMP)
 
@@ -42,8 +42,8 @@ unit: $(STAMP)
 
 # Benchmarks (not part of `make test`): bench-only packages, and wrk (Debian) for the gateway's HTTP load.
 $(BENCH_STAMP): $(STAMP) requirements/bench.txt
-	$(UV) install --require-hashes -r requirements/bench.txt
-	$(UV) install --no-index --no-build-isolation -e '.[dev,bench]'
+	$(UV_INSTALL) --require-hashes -r requirements/bench.txt
+	$(UV_INSTALL) --no-index --no-build-isolation -e '.[dev,bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| echo "warning: wrk not installed; the gateway benchmark will fail to run"
 	touch $(BENCH_STAMP)
