@@ -62,6 +62,7 @@ lock:
 	$(UV_COMPILE) pyproject.toml --extra dev -o requirements/dev.txt
 	$(UV_COMPILE) requirements/tools.in -c requirements/dev.txt -o requirements/tools.txt
 	$(UV_COMPILE) pyproject.toml --extra dev --extra bench -c requirements/dev.txt -o requirements/bench.txt
+	$(UV_COMPILE) pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* coverage.xml
