@@ -42,8 +42,15 @@ def resolved_env(service: str) -> dict[str, str]:
 
 KAFKA_NODES = ["kafka-1", "kafka-2", "kafka-3"]
 # What only the local cluster sets: its loopback listeners and dirs, and thread counts for 2-core machines.
-LOCAL_ONLY = {"node.id", "listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs",
-              "num.network.threads", "num.io.threads"}
+LOCAL_ONLY = {
+    "node.id",
+    "listeners",
+    "advertised.listeners",
+    "controller.quorum.voters",
+    "log.dirs",
+    "num.network.threads",
+    "num.io.threads",
+}
 
 
 def kafka_properties(service: str) -> dict[str, str]:
