@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
-.PHONY: run test lint unit bench lock clean
+.PHONY: run test lint unit bench lock clean kafka-tools
 
 # Installs come from the lock files in requirements/ (every package pinned, with its hashes); `make lock` refreshes
 # them. pip installs the tools (pip, uv, setuptools), uv the rest (parallel downloads). The venv is brought up to
@@ -30,12 +30,22 @@ lint: $(STAMP)
 
 # Coverage: each pytest run adds its data (and that of the worker, gateway and dev processes it starts, see
 # [tool.coverage.run] in pyproject.toml) to .coverage; one report and the gate then read all of it.
-test: lint
+# The suite runs twice: on the embedded broker (everything), then on Apache Kafka (integration and functional tests;
+# unit tests touch no broker). CONDUCTOR_TEST_BROKER / `pytest --broker kafka` picks one by hand.
+test: lint kafka-tools
 	$(BIN)/coverage erase
-	$(BIN)/pytest --cov --cov-append --cov-report=
+	$(BIN)/pytest --broker embedded --cov --cov-append --cov-report=
+	$(BIN)/pytest tests/integration tests/functional --broker kafka --cov --cov-append --cov-report=
 	$(BIN)/coverage report --skip-covered
 	$(BIN)/coverage xml --quiet
 	$(BIN)/coverage report --include='contracts/*,streams/resolution.py,tables/projection.py' --fail-under=90
+
+# Apache Kafka for the tests' second pass: a JDK and Maven (Debian's packages when missing; the broker's jars then
+# come from Maven Central on first use, see deploy/kafka/pom.xml).
+kafka-tools:
+	@command -v java >/dev/null && command -v mvn >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven) \
+		|| { echo "install a JDK (17+) and Maven: apt-get install -y openjdk-17-jdk-headless maven" >&2; exit 1; }
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
