@@ -131,3 +131,10 @@ def test_dockerfile_ships_every_package_and_the_cli() -> None:
         assert f"COPY {package} " in dockerfile
     assert 'ENTRYPOINT ["conductor"]' in dockerfile
     assert SERVICES["worker"]["image"] == SERVICES["gateway"]["image"]
+
+
+def test_the_image_installs_the_locked_dependencies() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "pip install --require-hashes -r requirements/runtime.txt" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
+    assert (REPO / "requirements" / "runtime.txt").exists()
