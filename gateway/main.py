@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from contracts.pipelines import load_catalog
 from gateway.cors import CorsMiddleware
 from gateway.deps import Services
+from gateway.docs_assets import install_docs
 from gateway.errors import install_error_handlers
 from gateway.metrics import GatewayMetrics
 from gateway.observability import AuditLog, ObservabilityMiddleware
@@ -20,6 +21,7 @@ from gateway.routes import api_router
 from gateway.security import Authenticator
 from gateway.settings import GatewaySettings
 from gateway.state_client import StateClient, WorkerStateClient
+from gateway.web_page import install_web_page
 
 log = logging.getLogger("gateway")
 
@@ -104,6 +106,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # both served from packaged assets by install_docs (no CDN)
+        redoc_url=None,
         # FastAPI's native OpenTelemetry hooks cost per request and nothing here exports them; Prometheus it is.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         openapi_tags=[
@@ -115,6 +119,9 @@ def create_app(
     app.state.services = services
 
     app.include_router(api_router)
+    install_docs(app)
+    if settings.web_dir is not None:
+        install_web_page(app, settings.web_dir)
     install_error_handlers(app)
     # Added last = outermost. CORS goes outside everything, so that even the observability middleware's own
     # answers (413 before parsing, last-resort 500) carry CORS headers and the frontend can read them.

@@ -66,6 +66,8 @@ class GatewaySettings(BaseSettings):
         "http://127.0.0.1:5173",
     ]
     trusted_proxies: Annotated[list[IpNetwork], NoDecode] = []
+    # The built reference page (clients/web/dist), served at /app/ when set (`conductor dev` sets it).
+    web_dir: Path | None = None
 
     # --- the worker's table views
     worker_url: str = "http://127.0.0.1:4002"
