@@ -4,6 +4,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -16,11 +17,13 @@ from gateway.metrics import GatewayMetrics
 from gateway.observability import AuditLog, ObservabilityMiddleware
 from gateway.openapi import document
 from gateway.publisher import KafkaCommandPublisher, Publisher
+from gateway.push import PushHub
 from gateway.ratelimit import Limiter
 from gateway.routes import api_router
 from gateway.security import Authenticator
 from gateway.settings import GatewaySettings
 from gateway.state_client import StateClient, WorkerStateClient
+from gateway.tickets import StreamTickets
 from gateway.web_page import install_web_page
 
 log = logging.getLogger("gateway")
@@ -65,14 +68,17 @@ def create_app(
     """Build the gateway; `publisher` and `state_client` replace the Kafka and worker clients (tests)."""
     settings = settings or GatewaySettings()
     metrics = GatewayMetrics()
+    state = state_client or WorkerStateClient(settings, metrics)
     services = Services(
         settings=settings,
         catalog=load_catalog(settings.pipelines_file),
         authenticator=Authenticator(settings),
         limiter=Limiter(settings, metrics),
         publisher=publisher or KafkaCommandPublisher(settings, metrics),
-        state=state_client or WorkerStateClient(settings, metrics),
+        state=state,
         metrics=metrics,
+        push=PushHub(settings, state, metrics),
+        tickets=StreamTickets(settings),
     )
     audit = AuditLog(settings.audit_log, settings.log_format)
 
@@ -97,6 +103,7 @@ def create_app(
         try:
             yield
         finally:
+            await services.push.close()
             await services.publisher.stop()
             await services.state.aclose()
             await audit.stop()
@@ -152,7 +159,7 @@ def run(settings: GatewaySettings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     tune_gc()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -161,7 +168,18 @@ def run(settings: GatewaySettings) -> None:
         proxy_headers=False,  # X-Forwarded-For is honoured only from CONDUCTOR_GATEWAY_TRUSTED_PROXIES, by us
         server_header=False,
         lifespan="on",
+        timeout_graceful_shutdown=10,  # backstop: streams end at once on shutdown (below)
     )
+    hub = app.state.services.push
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # uvicorn waits for open responses to finish before the app's lifespan shutdown runs: end every event
+            # stream first, or shutdown would wait for streams that never end.
+            await hub.close()
+            await super().shutdown(sockets)
+
+    Server(config).run()
 
 
 # Young-generation threshold of the cyclic garbage collector in the serving process (CPython's default: 700).

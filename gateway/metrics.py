@@ -74,6 +74,31 @@ class GatewayMetrics:
             "1 when the command producer is connected and the command topic exists.",
             registry=self.registry,
         )
+        self.open_streams = Gauge(
+            "gateway_open_streams", "Event streams open on this gateway.", registry=self.registry
+        )
+        self.watched_batches = Gauge(
+            "gateway_watched_batches", "Batches with a long-poll on the worker (one per batch, shared).",
+            registry=self.registry,
+        )
+        self.stream_events = Counter(
+            "gateway_stream_events_total",
+            "Server-sent events written to clients, by event type.",
+            ["event"],
+            registry=self.registry,
+        )
+        self.streams_refused = Counter(
+            "gateway_streams_refused_total",
+            "Streams refused by a cap, by cap (client or gateway).",
+            ["cap"],
+            registry=self.registry,
+        )
+        self.push_lag = Histogram(
+            "gateway_push_lag_seconds",
+            "Worker table write -> event handed to the client's connection (both clocks: same host or NTP).",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
 
         # Labelled children cached by key: `.labels()` takes a lock and builds tuples on every call.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}

@@ -11,7 +11,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from contracts.state import BatchStatusView, RequestOutcome
+from contracts.state import BatchChanges, BatchStatusView, RequestOutcome
 from gateway.errors import StateUnavailable, WorkerError
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
@@ -35,6 +35,7 @@ class StateClient(Protocol):
     async def batch_status(self, batch_id: str) -> BatchStatusView | None: ...
     async def batch_owner(self, batch_id: str) -> BatchOwner | None: ...
     async def request_outcome(self, batch_id: str, correlation_id: UUID) -> RequestOutcome | None: ...
+    async def changes(self, batch_id: str, after: int, wait: float) -> BatchChanges | None: ...
     async def check(self) -> bool: ...
     async def aclose(self) -> None: ...
 
@@ -61,6 +62,16 @@ class WorkerStateClient:
             transport=transport,
             trust_env=False,  # internal calls never go through an environment-configured proxy
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+        # Long-polls wait on the worker, one per watched batch: a pool of their own, sized for the stream cap, so
+        # that they never starve the short reads above of connections.
+        self._polls = httpx.AsyncClient(
+            base_url=settings.worker_url.rstrip("/"),
+            headers={INTERNAL_TOKEN_HEADER: token} if token else {},
+            timeout=httpx.Timeout(settings.worker_timeout_seconds, read=settings.stream_poll_seconds + 10),
+            transport=transport,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=settings.stream_max + 10, max_keepalive_connections=200),
         )
         self.attempts = settings.worker_attempts
         self.backoff = settings.worker_backoff_seconds
@@ -93,6 +104,28 @@ class WorkerStateClient:
         response = await self._get("request_outcome", path)
         return None if response is None else self._parse(RequestOutcome, response)
 
+    async def changes(self, batch_id: str, after: int, wait: float) -> BatchChanges | None:
+        """Long-poll the worker: the batch's changes once its version differs from `after`, None after `wait` s.
+
+        One attempt: the caller (the stream's watch) retries with its own pause. StateUnavailable when the worker
+        is unreachable or rebalancing, BatchNotFound-like None is not used: a vanished batch raises WorkerError.
+        """
+        path = f"/batches/{quote(batch_id, safe='')}/changes"
+        try:
+            response = await self._polls.get(path, params={"after": after, "wait": wait})
+        except httpx.TransportError as exc:
+            self.metrics.worker_calls.labels("batch_changes", "unavailable").inc()
+            raise StateUnavailable(f"The batch state service is unreachable ({type(exc).__name__}).") from None
+        if response.status_code == 204:
+            self.metrics.worker_calls.labels("batch_changes", "no_change").inc()
+            return None
+        if response.status_code == 503:
+            self.metrics.worker_calls.labels("batch_changes", "unavailable").inc()
+            raise StateUnavailable("The batch state service is rebalancing.")
+        if self._classify("batch_changes", response) is None:
+            raise WorkerError("The batch state service no longer knows this batch.")
+        return self._parse(BatchChanges, response)
+
     async def check(self) -> bool:
         """Return whether the worker's `/healthz` answers 200 within a second (readiness)."""
         try:
@@ -102,8 +135,9 @@ class WorkerStateClient:
         return response.status_code == 200
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._client.aclose()
+        await self._polls.aclose()
 
     def _remember(self, batch_id: str, owner: BatchOwner) -> None:
         if self.cache_seconds <= 0:
