@@ -84,6 +84,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/batches/{batch_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow a batch's changes as they happen (Server-Sent Events)
+         * @description A `text/event-stream` of the batch's changes as the worker records them. Every event has an `id:` (the batch's
+         *     version, an integer), an `event:` type and one line of JSON `data:`:
+         *
+         *     - `snapshot`: exactly the body of `GET /v1/batches/{batch_id}/status`. First on every new stream, and first after
+         *       a `Last-Event-ID` that cannot be resumed without a gap.
+         *     - `request`: exactly the body of `GET /v1/batches/{batch_id}/pipelines/{correlation_id}`, once per changed request
+         *       (`pending` when this gateway accepted it, then `resolved` or `failed`).
+         *     - `progress`: `{"batch_id": ..., "steps": [...]}`, the `steps` of the status, when step progress changes.
+         *
+         *     Comment lines (`: heartbeat`) keep idle connections open. A reconnect with the `Last-Event-ID` header (browsers
+         *     send it by themselves) or `?last_event_id=` continues after that version without a gap, or begins with a snapshot.
+         *     The stream ends after `CONDUCTOR_GATEWAY_STREAM_MAX_SECONDS` and when the gateway shuts down; reconnect and resume.
+         *
+         *     **Authentication**: `Authorization: Bearer <JWT>` (fetch-based readers), or `?ticket=` from
+         *     `POST /v1/batches/{batch_id}/events/ticket` for `EventSource`, which cannot send headers. Errors before the stream
+         *     starts are problem+json, as for the status; `429` also when the client has too many open streams, `503` when the
+         *     gateway has.
+         */
+        get: operations["stream_batch_events_v1_batches__batch_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{batch_id}/events/ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get a short-lived ticket that opens this batch's event stream (for EventSource)
+         * @description `EventSource` cannot send an Authorization header: open `events_url` instead. The ticket names the caller and this batch, opens only this batch's event stream, and expires after `expires_in` seconds (a reconnect after that needs a new ticket). Same authentication, ownership and errors as the status.
+         */
+        post: operations["create_stream_ticket_v1_batches__batch_id__events_ticket_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -155,6 +211,12 @@ export interface components {
         BatchStatusView: {
             /** Batch Id */
             batch_id: string;
+            /**
+             * Version
+             * @description The batch's version: it grows with every change of its state or requests. The event stream's event ids are these versions (send one back as `Last-Event-ID` to resume after it).
+             * @default 0
+             */
+            version?: number;
             /** Registered */
             registered: boolean;
             /** User Id */
@@ -419,6 +481,12 @@ export interface components {
              * Format: uuid
              */
             client_correlation_id: string;
+            /**
+             * Version
+             * @description The batch version at which this outcome was recorded.
+             * @default 0
+             */
+            version?: number;
             /** Requested Pipeline */
             requested_pipeline: string;
             /** User Id */
@@ -472,6 +540,32 @@ export interface components {
          * @enum {string}
          */
         StepStatus: "completed" | "failed" | "in_progress" | "not_started";
+        /**
+         * StreamTicket
+         * @description A short-lived ticket that opens this batch's event stream without an Authorization header (EventSource).
+         * @example {
+         *       "events_url": "/v1/batches/batch-2026-demo/events?ticket=eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl",
+         *       "expires_in": 60,
+         *       "ticket": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl"
+         *     }
+         */
+        StreamTicket: {
+            /**
+             * Ticket
+             * @description Opaque; bound to the caller and this batch; opens event streams only.
+             */
+            ticket: string;
+            /**
+             * Expires In
+             * @description Seconds the ticket stays valid for opening (or re-opening) the stream.
+             */
+            expires_in: number;
+            /**
+             * Events Url
+             * @description The event stream's URL with the ticket (for `new EventSource(url)`).
+             */
+            events_url: string;
+        };
         /**
          * FieldError
          * @description One invalid field of a request.
@@ -839,6 +933,214 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BatchStatusView"];
+                };
+            };
+            /** @description No bearer token, or an invalid one (see WWW-Authenticate) */
+            401: {
+                headers: {
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The batch is registered to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No registered batch with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid, or the pipeline is unknown (the valid names are listed) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this client for this endpoint (see Retry-After and RateLimit-*) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: string;
+                    /** @description Requests allowed in the binding window */
+                    "RateLimit-Limit"?: string;
+                    /** @description Requests left in it */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until it resets */
+                    "RateLimit-Reset"?: string;
+                    /** @description Every window of this endpoint, e.g. `10;w=1, 120;w=60` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The batch state service answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The broker or the batch state service is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stream_batch_events_v1_batches__batch_id__events_get: {
+        parameters: {
+            query?: {
+                /** @description Resume after this event id (as the `Last-Event-ID` header). */
+                last_event_id?: number | null;
+                /** @description A stream ticket (`POST .../events/ticket`), instead of the Authorization header. */
+                ticket?: string | null;
+            };
+            header?: {
+                /** @description Resume after this event id (browsers send the last one they saw when they reconnect). */
+                "Last-Event-ID"?: string | null;
+            };
+            path: {
+                /** @description The batch id BOS registered (letters, digits and `._:-`, at most 255). */
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream (it stays open; see above). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description No bearer token, or an invalid one (see WWW-Authenticate) */
+            401: {
+                headers: {
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The batch is registered to another user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No registered batch with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid, or the pipeline is unknown (the valid names are listed) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this client for this endpoint (see Retry-After and RateLimit-*) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: string;
+                    /** @description Requests allowed in the binding window */
+                    "RateLimit-Limit"?: string;
+                    /** @description Requests left in it */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Seconds until it resets */
+                    "RateLimit-Reset"?: string;
+                    /** @description Every window of this endpoint, e.g. `10;w=1, 120;w=60` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The batch state service answered something unusable */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The broker or the batch state service is unreachable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_stream_ticket_v1_batches__batch_id__events_ticket_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The batch id BOS registered (letters, digits and `._:-`, at most 255). */
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamTicket"];
                 };
             };
             /** @description No bearer token, or an invalid one (see WWW-Authenticate) */

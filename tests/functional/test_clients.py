@@ -1,0 +1,139 @@
+"""The TypeScript client and the reference page against a real stack (broker, worker, gateway with the page).
+
+One stack for the module: the `broker` fixture, a real worker, the demo batches of `conductor dev --demo`, and a real
+gateway serving the built page at /app/. Then, as subprocesses: the client's drift check (regenerate from the
+gateway's /openapi.json, compare), `tsc --noEmit` for both packages, the client's vitest suites (unit, and against
+the gateway), and the Playwright test of the page in Debian's Chromium.
+
+Needs Node.js with npm, `npm ci` in clients/typescript and clients/web, the built page (`npm run build` in
+clients/web) and `apt-get install -y chromium`; `make clients` does the npm part. Missing pieces fail, never skip.
+"""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conductor.broker import EmbeddedBroker, free_port
+from conductor.demo import seed_demo
+from tests.support.browser import chromium_path
+from tests.support.gateway_process import GatewayProcess
+from tests.support.processes import REPO, WorkerProcess, wait_until
+
+pytestmark = pytest.mark.integration
+
+CLIENT = REPO / "clients" / "typescript"
+WEB = REPO / "clients" / "web"
+DEMO_BATCH = "demo-spellchecked"
+DEV_USER = "dev-user"
+LIMITS = {
+    f"CONDUCTOR_GATEWAY_RATE_LIMIT_{name}": "1000/second"
+    for name in ("REQUEST_PIPELINE", "BATCH_STATUS", "REQUEST_OUTCOME", "LIST_PIPELINES")
+}
+
+
+def _npm() -> str:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AssertionError("npm is not installed: Node.js 20+ with npm is needed (see README, 'Clients')")
+    for package in (CLIENT, WEB):
+        if not (package / "node_modules").is_dir():
+            raise AssertionError(f"{package}/node_modules is missing: run `make clients` (npm ci)")
+    return npm
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    """Run a Node command; fail the test with its output if it fails."""
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"`{' '.join(command)}` in {cwd} exited {result.returncode}:\n{output[-6000:]}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def gateway(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A real worker and a gateway serving the built page, with the demo batches registered."""
+    _npm()
+    dist = WEB / "dist"
+    assert (dist / "index.html").is_file(), "the page is not built: run `make clients` (npm run build in clients/web)"
+    workdir = Path(tmp_path_factory.mktemp("clients"))
+    app_id = {"CONDUCTOR_WORKER_APP_ID": f"clients-{uuid.uuid4().hex[:8]}"}
+    with WorkerProcess(broker.url, workdir, free_port(), **app_id) as worker:
+        running = GatewayProcess(
+            broker.url, workdir, free_port(), worker.web_url, CONDUCTOR_GATEWAY_WEB_DIR=str(dist), **LIMITS
+        )
+        try:
+            running.start_and_wait()
+            asyncio.run(seed_demo(broker.bootstrap, DEV_USER))
+
+            def demo_ready() -> bool:
+                with running.client() as client:
+                    answer = client.get(f"/v1/batches/{DEMO_BATCH}/status")
+                if answer.status_code != 200:
+                    return False
+                steps = {s["step"]: s["status"] for s in answer.json()["steps"]}
+                return steps.get("spellcheck") == "completed"
+
+            wait_until(demo_ready, 60, f"{DEMO_BATCH} registered with spellcheck complete")
+            yield running
+        finally:
+            running.stop()
+
+
+# The page test runs first, on a batch no other test has touched yet, so its screenshot shows one request.
+def test_page_in_chromium_shows_a_requested_pipeline_resolve_through_the_push(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    screenshot = tmp_path / "reference-page.png"
+    env = {
+        "CONDUCTOR_GATEWAY_URL": gateway.url,
+        "CONDUCTOR_TEST_BATCH": DEMO_BATCH,
+        "CONDUCTOR_SCREENSHOT": str(screenshot),
+        "CHROMIUM": chromium_path(),
+    }
+    _run([_npm(), "run", "e2e"], WEB, env, timeout=300)
+    assert screenshot.stat().st_size > 10_000, "the screenshot is (nearly) empty"
+    if os.environ.get("CONDUCTOR_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, REPO / "docs" / "reference-page.png")
+
+
+def test_client_is_generated_from_the_gateway_openapi(gateway: GatewayProcess, tmp_path: Path) -> None:
+    fresh = tmp_path / "schema.d.ts"
+    _run(
+        [_npm(), "run", "generate"],
+        CLIENT,
+        {"CONDUCTOR_GATEWAY_URL": gateway.url, "CONDUCTOR_CLIENT_SCHEMA": str(fresh)},
+    )
+    committed = (CLIENT / "src" / "schema.d.ts").read_text()
+    assert fresh.read_text() == committed, (
+        "clients/typescript/src/schema.d.ts differs from the gateway's OpenAPI: regenerate it with "
+        "`CONDUCTOR_GATEWAY_URL=http://127.0.0.1:4001 npm run generate` in clients/typescript (gateway running)"
+    )
+
+
+@pytest.mark.parametrize("package", [CLIENT, WEB], ids=["typescript", "web"])
+def test_typescript_compiles(package: Path) -> None:
+    _run([str(package / "node_modules" / ".bin" / "tsc"), "--noEmit"], package)
+
+
+def test_client_unit_tests() -> None:
+    output = _run([_npm(), "test"], CLIENT)
+    assert " passed" in output and "failed" not in output, output[-3000:]
+
+
+def test_client_against_the_real_gateway(gateway: GatewayProcess) -> None:
+    output = _run([_npm(), "run", "test:gateway"], CLIENT, {"CONDUCTOR_GATEWAY_URL": gateway.url}, timeout=600)
+    assert " passed" in output and "failed" not in output, output[-3000:]
