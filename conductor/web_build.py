@@ -28,12 +28,12 @@ def _needs_install(package: Path) -> bool:
     return not marker.is_file() or marker.stat().st_mtime < (package / "package-lock.json").stat().st_mtime
 
 
-def web_dist(web: Path = WEB) -> Path:
+def web_dist(web: Path | None = None) -> Path:
     """Return the directory the page is built into."""
-    return web / "dist"
+    return (web or WEB) / "dist"
 
 
-def page_is_current(web: Path = WEB) -> bool:
+def page_is_current(web: Path | None = None) -> bool:
     """Return whether the built page exists and is newer than every source it is built from."""
     index = web_dist(web) / "index.html"
     return index.is_file() and index.stat().st_mtime >= _newest(SOURCES)
