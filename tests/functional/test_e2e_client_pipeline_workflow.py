@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from contracts.topics import Topic
 from tests.support import messages as m
+from tests.support.brokers import new_broker
 from tests.support.gateway_process import GatewayProcess
 from tests.support.kafka import collect, data_of, produce
 from tests.support.processes import WorkerProcess, wait_until
@@ -26,7 +28,7 @@ ANSWERS = [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED]
 class Stack:
     """Broker, worker and gateway, all real, on free loopback ports."""
 
-    def __init__(self, broker: EmbeddedBroker, worker: WorkerProcess, gateway: GatewayProcess) -> None:
+    def __init__(self, broker: Broker, worker: WorkerProcess, gateway: GatewayProcess) -> None:
         self.broker, self.worker, self.gateway = broker, worker, gateway
 
     def post(self, batch_id: str, pipeline: str, **headers: str) -> httpx.Response:
@@ -63,7 +65,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("e2e")
-    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+    with new_broker(workdir) as broker:
         worker = WorkerProcess(broker.url, workdir, free_port()).start_and_wait()
         # One test client sends every request: lift the per-client limits (rate limiting has its own tests).
         limits = {

@@ -25,7 +25,8 @@ from aiokafka import AIOKafkaConsumer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from contracts.topics import Topic
 from tests.support.gateway_process import GatewayProcess
 from tests.support.processes import wait_until
@@ -56,7 +57,7 @@ RS_PUBLIC_PEM = (
 class Gateways:
     """The gateways under attack, sharing one stub worker (b1 owned by OWNER, b2 by OTHER) and the session broker."""
 
-    def __init__(self, broker: EmbeddedBroker, stub: StubWorker, workdir: Path) -> None:
+    def __init__(self, broker: Broker, stub: StubWorker, workdir: Path) -> None:
         self.broker, self.stub, self.workdir = broker, stub, workdir
         self.processes: list[GatewayProcess] = []
         self.refused_posts: set[str] = set()  # correlation ids of POSTs that were refused
@@ -68,7 +69,7 @@ class Gateways:
 
 
 @pytest.fixture(scope="module")
-def gateways(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
+def gateways(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
     with StubWorker() as stub:
         stub.register("b1", user_id=OWNER)
         stub.register("b2", user_id=OTHER)
@@ -331,7 +332,7 @@ def test_a_concurrent_burst_admits_exactly_the_limit_per_client(
     print(f"\nburst {method}: {BURST_SIZE} concurrent in {elapsed:.2f}s -> {dict(statuses)}; other client {admitted}")
 
 
-def test_no_refused_post_published_anything(gateways: Gateways, broker: EmbeddedBroker) -> None:
+def test_no_refused_post_published_anything(gateways: Gateways, broker: Broker) -> None:
     """Runs last: the command topic holds none of the refused POSTs' correlation ids."""
     assert len(gateways.refused_posts) >= len(AUTH_CASES)
 

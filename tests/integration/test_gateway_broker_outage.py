@@ -23,8 +23,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from contracts.topics import Topic
+from tests.support.brokers import new_broker
 from tests.support.gateway_process import GatewayProcess
 from tests.support.kafka import collect
 from tests.support.stub_worker import StubWorker
@@ -77,7 +79,7 @@ async def _client(http: httpx.AsyncClient, started: float, stop: asyncio.Event, 
         await asyncio.sleep(PACE_SECONDS)
 
 
-async def _traffic_through_an_outage(gateway: GatewayProcess, broker: EmbeddedBroker) -> tuple[list[Answer], float]:
+async def _traffic_through_an_outage(gateway: GatewayProcess, broker: Broker) -> tuple[list[Answer], float]:
     """Post from CLIENTS clients through BEFORE / OUTAGE / AFTER; return every answer and the thaw's time."""
     answers: list[Answer] = []
     stop = asyncio.Event()
@@ -102,7 +104,7 @@ async def _traffic_through_an_outage(gateway: GatewayProcess, broker: EmbeddedBr
 
 
 def test_posts_answer_in_bounded_time_through_an_outage_and_no_accepted_command_is_lost(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker, StubWorker() as stub:
+    with new_broker(tmp_path) as broker, StubWorker() as stub:
         stub.register("outage-batch", user_id="dev-user")
         gateway = GatewayProcess(
             broker.url,
@@ -152,7 +154,7 @@ def test_posts_answer_in_bounded_time_through_an_outage_and_no_accepted_command_
     assert sorted(found) == sorted(accepted)
 
 
-def _commands_on_the_topic(broker: EmbeddedBroker, correlation_ids: set[str]) -> list[str]:
+def _commands_on_the_topic(broker: Broker, correlation_ids: set[str]) -> list[str]:
     """Return the correlation id of every command record on the topic that is one of `correlation_ids`."""
 
     def mine(record: Any) -> bool:
@@ -166,7 +168,7 @@ def _commands_on_the_topic(broker: EmbeddedBroker, correlation_ids: set[str]) ->
     return [cid for cid in _all_correlation_ids(broker) if cid in correlation_ids]
 
 
-def _all_correlation_ids(broker: EmbeddedBroker) -> list[str]:
+def _all_correlation_ids(broker: Broker) -> list[str]:
     """Return the correlation id of every record on the command topic (read until 2 s pass without a record)."""
 
     async def read() -> list[str]:

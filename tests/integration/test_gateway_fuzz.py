@@ -37,7 +37,8 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from contracts.pipelines import load_catalog
 from contracts.topics import Topic
 from gateway.main import create_app
@@ -105,7 +106,7 @@ class Tally:
 
 
 @pytest.fixture(scope="module")
-def gateway(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def gateway(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     workdir = tmp_path_factory.mktemp("gateway-fuzz")
     with EveryBatchStub() as stub:
         process = GatewayProcess(
@@ -169,7 +170,7 @@ def test_the_gateway_logged_no_unhandled_error(gateway: GatewayProcess, tally: T
 
 
 def test_every_accepted_fuzzed_command_is_on_the_topic(
-    gateway: GatewayProcess, broker: EmbeddedBroker, tally: Tally
+    gateway: GatewayProcess, broker: Broker, tally: Tally
 ) -> None:
     """Runs after the fuzzing: each 202 it got was published exactly once."""
     assert tally.accepted, f"no fuzzed POST was accepted: {dict(tally.statuses)}"

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from tests.support.gateway_process import GatewayProcess
 from tests.support.processes import wait_until
 from tests.support.redis_server import RedisServer, unavailable_reason
@@ -32,7 +33,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 def test_replicas_share_the_limit_and_fail_open(
-    broker: EmbeddedBroker, tmp_path: Path, redis_server: RedisServer
+    broker: Broker, tmp_path: Path, redis_server: RedisServer
 ) -> None:
     env = {
         "CONDUCTOR_GATEWAY_RATELIMIT_STORAGE": redis_server.url,

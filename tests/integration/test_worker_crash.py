@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
 from contracts.state import BatchState
 from contracts.topics import BATCH_STATE_UPDATES, INPUT_TOPICS, Topic
 from streams.decoding import decode_completion
 from tables.projection import apply_update, status_view
 from tests.support import messages as m
+from tests.support.brokers import new_broker
 from tests.support.kafka import collect, committed_offsets, produce
 from tests.support.processes import WorkerProcess, wait_until
 
@@ -60,7 +61,7 @@ def expected_views(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def actual_views(worker: WorkerProcess, batch_ids: list[str]) -> dict[str, Any]:
     out = {}
-    with httpx.Client(base_url=worker.web_url, timeout=10) as client:
+    with httpx.Client(base_url=worker.web_url, headers=worker.internal_headers, timeout=10) as client:
         for batch in batch_ids:
             response = client.get(f"/batches/{batch}")
             body = response.json() if response.status_code == 200 else {"status": response.status_code}
@@ -119,7 +120,7 @@ def _ranges(numbers: list[int]) -> str:
 async def test_kill_9_mid_stream_loses_nothing_and_answers_each_command_once(tmp_path: Path) -> None:
     prefix = f"crash-{uuid.uuid4().hex[:6]}"
     events, commands = workload(prefix)
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         worker = WorkerProcess(broker.url, tmp_path, free_port(), **LOG_INFO).start_and_wait()
         try:
             await produce(broker.bootstrap, [(e["event_type"], _key(e), m.as_bytes(e)) for e in events[:BATCHES]])
@@ -183,7 +184,7 @@ def start_two_workers(broker_url: str, tmp_path: Path, **env: str) -> tuple[Work
         second.wait_ready(f"{second.web_url}/healthz", 90)
         wait_until(
             lambda: all(
-                httpx.get(f"{w.web_url}/assignment/", timeout=5).json().get("actives") for w in (first, second)
+                w.get("/assignment/", timeout=5).json().get("actives") for w in (first, second)
             ),
             60,
             "both workers own partitions",
@@ -199,7 +200,7 @@ async def test_survivor_takes_over_and_answers_for_all_batches(tmp_path: Path) -
     prefix = f"takeover-{uuid.uuid4().hex[:6]}"
     batch_ids = [f"{prefix}-{i}" for i in range(16)]
     events = [m.registered(b, [f"{b}-e"]) for b in batch_ids] + [m.spellcheck(b, f"{b}-e") for b in batch_ids]
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         first, second = start_two_workers(broker.url, tmp_path)
         try:
             await produce(broker.bootstrap, [(e["event_type"], _key(e), m.as_bytes(e)) for e in events])
@@ -215,7 +216,7 @@ async def test_survivor_takes_over_and_answers_for_all_batches(tmp_path: Path) -
 async def test_every_input_partition_has_a_committed_offset_once_a_worker_is_ready(tmp_path: Path) -> None:
     # A partition without one is left to the reset policy when its owner dies; Faust 0.15 then lost what it had
     # fetched during the rebalance (streams/faust_fixes.py). Nothing has been produced here: offsets are 0.
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         with WorkerProcess(broker.url, tmp_path, free_port()).start_and_wait():
             topics = [*INPUT_TOPICS, BATCH_STATE_UPDATES]
             committed = await committed_offsets(broker.bootstrap, "batch_conductor", topics, 4)
@@ -226,7 +227,7 @@ async def test_losing_one_of_two_workers_mid_stream_loses_no_command(tmp_path: P
     prefix = f"survive-{uuid.uuid4().hex[:6]}"
     batches = [f"{prefix}-{i}" for i in range(100)]
     commands = [m.command(batches[i % 100], "nlp") for i in range(2000)]
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         first, second = start_two_workers(broker.url, tmp_path, **LOG_INFO)
         try:
             await send_all(broker.bootstrap, [m.registered(b, [f"{b}-e"]) for b in batches])
