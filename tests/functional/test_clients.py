@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from conductor.demo import seed_demo
 from tests.support.browser import chromium_path
 from tests.support.gateway_process import GatewayProcess
@@ -64,7 +65,7 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
 
 
 @pytest.fixture(scope="module")
-def gateway(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def gateway(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """A real worker and a gateway serving the built page, with the demo batches registered."""
     _npm()
     dist = WEB / "dist"

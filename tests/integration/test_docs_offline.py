@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conductor.broker import EmbeddedBroker
+from conductor.brokers import Broker
 from tests.support.browser import rendered_dom
 from tests.support.gateway_process import GatewayProcess, start_gateway
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def gateway(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def gateway(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     with start_gateway(broker, Path(tmp_path_factory.mktemp("docs"))) as running:
         yield running
 
