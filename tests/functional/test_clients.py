@@ -1,9 +1,9 @@
 """The TypeScript client and the reference page against a real stack (broker, worker, gateway with the page).
 
-One stack for the module: the `broker` fixture, a real worker, the demo batches of `conductor dev --demo`, and a real
-gateway serving the built page at /app/. Then, as subprocesses: the client's drift check (regenerate from the
-gateway's /openapi.json, compare), `tsc --noEmit` for both packages, the client's vitest suites (unit, and against
-the gateway), and the Playwright test of the page in Debian's Chromium.
+One stack for the module: the `broker` fixture, a real worker, the demo batches of `conductor dev --demo`, a real
+gateway serving the built page at /app/ (auth mode none) and one in auth mode jwt. Then, as subprocesses: the
+client's drift check (regenerate from the gateway's /openapi.json, compare), `tsc --noEmit` for both packages, the
+client's vitest suites (unit, and against both gateways), and the Playwright test of the page in Debian's Chromium.
 
 Needs Node.js with npm, `npm ci` in clients/typescript and clients/web, the built page (`npm run build` in
 clients/web) and `apt-get install -y chromium`; `make clients` does the npm part. Missing pieces fail, never skip.
@@ -13,6 +13,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from conductor.demo import seed_demo
 from tests.support.browser import chromium_path
 from tests.support.gateway_process import GatewayProcess
 from tests.support.processes import REPO, WorkerProcess, wait_until
+from tests.support.tokens import JWT_ENV, token
 
 pytestmark = pytest.mark.integration
 
@@ -64,24 +66,33 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
     return output
 
 
+class Stack:
+    """The gateways under test: `open` (auth mode none, serving the page) and `jwt` (auth mode jwt)."""
+
+    def __init__(self, open_gateway: GatewayProcess, jwt_gateway: GatewayProcess) -> None:
+        self.open, self.jwt = open_gateway, jwt_gateway
+
+
 @pytest.fixture(scope="module")
-def gateway(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """A real worker and a gateway serving the built page, with the demo batches registered."""
+def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A real worker, two gateways (auth none with the page, auth jwt) and the demo batches registered."""
     _npm()
     dist = WEB / "dist"
     assert (dist / "index.html").is_file(), "the page is not built: run `make clients` (npm run build in clients/web)"
     workdir = Path(tmp_path_factory.mktemp("clients"))
     app_id = {"CONDUCTOR_WORKER_APP_ID": f"clients-{uuid.uuid4().hex[:8]}"}
     with WorkerProcess(broker.url, workdir, free_port(), **app_id) as worker:
-        running = GatewayProcess(
+        open_gw = GatewayProcess(
             broker.url, workdir, free_port(), worker.web_url, CONDUCTOR_GATEWAY_WEB_DIR=str(dist), **LIMITS
         )
+        jwt_gw = GatewayProcess(broker.url, workdir, free_port(), worker.web_url, **LIMITS, **JWT_ENV)
         try:
-            running.start_and_wait()
+            open_gw.start_and_wait()
+            jwt_gw.start_and_wait()
             asyncio.run(seed_demo(broker.bootstrap, DEV_USER))
 
             def demo_ready() -> bool:
-                with running.client() as client:
+                with open_gw.client() as client:
                     answer = client.get(f"/v1/batches/{DEMO_BATCH}/status")
                 if answer.status_code != 200:
                     return False
@@ -89,9 +100,16 @@ def gateway(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 return steps.get("spellcheck") == "completed"
 
             wait_until(demo_ready, 60, f"{DEMO_BATCH} registered with spellcheck complete")
-            yield running
+            yield Stack(open_gw, jwt_gw)
         finally:
-            running.stop()
+            jwt_gw.stop()
+            open_gw.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(stack: Stack) -> GatewayProcess:
+    """The gateway in auth mode none that serves the page."""
+    return stack.open
 
 
 # The page test runs first, on a batch no other test has touched yet, so its screenshot shows one request.
@@ -130,11 +148,19 @@ def test_typescript_compiles(package: Path) -> None:
     _run([str(package / "node_modules" / ".bin" / "tsc"), "--noEmit"], package)
 
 
-def test_client_unit_tests() -> None:
-    output = _run([_npm(), "test"], CLIENT)
+@pytest.mark.parametrize("package", [CLIENT, WEB], ids=["typescript", "web"])
+def test_unit_tests(package: Path) -> None:
+    output = _run([_npm(), "test"], package)
     assert " passed" in output and "failed" not in output, output[-3000:]
 
 
-def test_client_against_the_real_gateway(gateway: GatewayProcess) -> None:
-    output = _run([_npm(), "run", "test:gateway"], CLIENT, {"CONDUCTOR_GATEWAY_URL": gateway.url}, timeout=600)
+def test_client_against_the_real_gateway(stack: Stack) -> None:
+    expires = int(time.time()) + 1800
+    env = {
+        "CONDUCTOR_GATEWAY_URL": stack.open.url,
+        "CONDUCTOR_JWT_GATEWAY_URL": stack.jwt.url,
+        "CONDUCTOR_TEST_TOKEN": token(DEV_USER, exp=expires),
+        "CONDUCTOR_TEST_OTHER_TOKEN": token("someone-else", exp=expires),
+    }
+    output = _run([_npm(), "run", "test:gateway"], CLIENT, env, timeout=600)
     assert " passed" in output and "failed" not in output, output[-3000:]

@@ -15,7 +15,7 @@ import {
 } from "@batch-conductor/client";
 import { useEffect, useMemo, useReducer, useState, type FormEvent } from "react";
 
-import { initialView, reduce } from "./batchView";
+import { initialView, reduce, type BatchView } from "./batchView";
 import { ProblemView } from "./ProblemView";
 
 // Same origin as the gateway by default (it serves this page at /app/); VITE_GATEWAY_URL points elsewhere.
@@ -171,6 +171,11 @@ export function App() {
             {requestProblem && <ProblemView problem={requestProblem} context="Request refused" />}
             <RequestList requests={view.requests} />
           </section>
+
+          <section>
+            <h2>Events pushed by the gateway</h2>
+            <EventLog view={view} />
+          </section>
         </>
       )}
     </main>
@@ -228,6 +233,19 @@ function RequestList({ requests }: { requests: PipelineRequestOutcome[] }) {
             </span>
           )}
           <small className="muted"> {r.correlation_id}</small>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function EventLog({ view }: { view: BatchView }) {
+  if (view.log.length === 0) return <p className="muted">Waiting for the first event…</p>;
+  return (
+    <ol className="events" data-testid="events">
+      {view.log.map((e, i) => (
+        <li key={`${e.id}-${i}`} data-type={e.type}>
+          <code>id {e.id}</code> <span className="badge">{e.type}</span> {e.text}
         </li>
       ))}
     </ol>

@@ -9,12 +9,23 @@ import type {
   StreamState,
 } from "@batch-conductor/client";
 
+/** One line of the page's event log. */
+export interface LoggedEvent {
+  id: string;
+  type: BatchEvent["type"];
+  text: string;
+}
+
+/** Events kept in the log, newest first. */
+export const LOG_SIZE = 8;
+
 export interface BatchView {
   status: BatchStatusView | null;
   /** Newest first. */
   requests: PipelineRequestOutcome[];
   lastEventId: string | undefined;
   eventsSeen: number;
+  log: LoggedEvent[];
   streamState: StreamState;
   streamProblem: Problem | null;
 }
@@ -31,6 +42,7 @@ export const initialView: BatchView = {
   requests: [],
   lastEventId: undefined,
   eventsSeen: 0,
+  log: [],
   streamState: "closed",
   streamProblem: null,
 };
@@ -65,6 +77,20 @@ function upsert(requests: PipelineRequestOutcome[], outcome: PipelineRequestOutc
   return requests.map((r, i) => (i === index ? merged : r));
 }
 
+/** Say in a few words what an event brought. */
+export function summarise(event: BatchEvent): string {
+  switch (event.type) {
+    case "snapshot":
+      return `${(event.data.steps ?? []).length} steps, ${(event.data.recent_requests ?? []).length} recent requests`;
+    case "request": {
+      const steps = event.data.status === "resolved" ? `: ${(event.data.final_pipeline ?? []).join(" → ") || "nothing"}` : "";
+      return `${event.data.requested_pipeline ?? "request"} ${event.data.status}${steps}`;
+    }
+    case "progress":
+      return event.data.steps.map((s) => `${s.step} ${s.status}`).join(", ");
+  }
+}
+
 export function reduce(view: BatchView, action: BatchAction): BatchView {
   switch (action.kind) {
     case "reset":
@@ -85,7 +111,13 @@ export function reduce(view: BatchView, action: BatchAction): BatchView {
     }
     case "event": {
       const { event } = action;
-      const seen = { ...view, lastEventId: event.id || view.lastEventId, eventsSeen: view.eventsSeen + 1 };
+      const logged = { id: event.id, type: event.type, text: summarise(event) };
+      const seen = {
+        ...view,
+        lastEventId: event.id || view.lastEventId,
+        eventsSeen: view.eventsSeen + 1,
+        log: [logged, ...view.log].slice(0, LOG_SIZE),
+      };
       if (event.type === "snapshot") {
         const kept = (event.data.recent_requests ?? []).map((r) => fromKept(event.data.batch_id, r)).reverse();
         let requests = view.requests;
