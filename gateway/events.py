@@ -1,4 +1,4 @@
-"""PURE: turn the worker's long-poll answers into server-sent events for one stream, given where it stands.
+"""No I/O: turn the worker's long-poll answers into server-sent events for one stream, given where it stands.
 
 Event ids are batch versions. A stream that stands at version `cursor` is given, from a newer answer, the request
 outcomes recorded after `cursor` (oldest first, each with its own version) and the step progress if it changed;

@@ -1,5 +1,6 @@
 """The batch's event stream (Server-Sent Events) and the stream ticket a browser's EventSource opens it with."""
 
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
@@ -59,8 +60,25 @@ LastEventIdQuery = Annotated[
 ]
 
 
-async def admit_stream(request: Request, batch_id: BatchId, ticket: Ticket = None) -> Call:
-    """Authenticate by ticket when one is given, else as every other call; rate limit; check the batch's owner."""
+@dataclass(frozen=True, slots=True)
+class StreamCall:
+    """An admitted stream request and the version it resumes after (None: start with a snapshot)."""
+
+    call: Call
+    cursor: int | None
+
+
+async def admit_stream(
+    request: Request,
+    batch_id: BatchId,
+    ticket: Ticket = None,
+    last_event_id_header: LastEventIdHeader = None,
+    last_event_id: LastEventIdQuery = None,
+) -> StreamCall:
+    """Authenticate by ticket when one is given, else as every other call; rate limit; check the batch's owner.
+
+    The parameters are declared here, not on the route, so that FastAPI validates them (422) before anything else.
+    """
     services, ctx = get_services(request), request_context(request)
     if ticket is None:
         call = await admitted("batch_events")(request)
@@ -71,7 +89,8 @@ async def admit_stream(request: Request, batch_id: BatchId, ticket: Ticket = Non
         ctx.headers = await services.limiter.check("batch_events", key)
         call = Call(services, principal, ctx)
     await owned_batch(call, batch_id, act=False)
-    return call
+    cursor = int(last_event_id_header) if last_event_id_header is not None else last_event_id
+    return StreamCall(call, cursor)
 
 
 @router.get(
@@ -88,15 +107,12 @@ async def admit_stream(request: Request, batch_id: BatchId, ticket: Ticket = Non
     },
 )
 async def stream_batch_events(
-    batch_id: BatchId,
-    call: Annotated[Call, Depends(admit_stream)],
-    last_event_id_header: LastEventIdHeader = None,
-    last_event_id: LastEventIdQuery = None,
+    batch_id: BatchId, admitted: Annotated[StreamCall, Depends(admit_stream)]
 ) -> StreamingResponse:
     """Open the batch's event stream."""
+    call, cursor = admitted.call, admitted.cursor
     hub, ctx = call.services.push, call.context
     client = f"sub:{call.principal.sub}" if call.principal.authenticated else f"ip:{ctx.client}"
-    cursor = int(last_event_id_header) if last_event_id_header is not None else last_event_id
     slot = hub.reserve(client)  # given back when the stream ends
     return StreamingResponse(
         hub.stream(batch_id, slot, cursor),
