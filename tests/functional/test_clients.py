@@ -10,8 +10,10 @@ clients/web) and `apt-get install -y chromium`; `make clients` does the npm part
 """
 
 import asyncio
+import difflib
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -23,8 +25,10 @@ import pytest
 from conductor.broker import free_port
 from conductor.brokers import Broker
 from conductor.demo import seed_demo
+from tests.support import messages as m
 from tests.support.browser import chromium_path
 from tests.support.gateway_process import GatewayProcess
+from tests.support.kafka import produce
 from tests.support.processes import REPO, WorkerProcess, wait_until
 from tests.support.tokens import JWT_ENV, token
 
@@ -36,7 +40,7 @@ DEMO_BATCH = "demo-spellchecked"
 DEV_USER = "dev-user"
 LIMITS = {
     f"CONDUCTOR_GATEWAY_RATE_LIMIT_{name}": "1000/second"
-    for name in ("REQUEST_PIPELINE", "BATCH_STATUS", "REQUEST_OUTCOME", "LIST_PIPELINES")
+    for name in ("REQUEST_PIPELINE", "BATCH_STATUS", "REQUEST_OUTCOME", "LIST_PIPELINES", "BATCH_EVENTS")
 }
 
 
@@ -113,17 +117,40 @@ def gateway(stack: Stack) -> GatewayProcess:
 
 
 # The page test runs first, on a batch no other test has touched yet, so its screenshot shows one request.
-def test_page_in_chromium_shows_a_requested_pipeline_resolve_through_the_push(
-    gateway: GatewayProcess, tmp_path: Path
+def test_page_in_chromium_shows_a_request_and_step_progress_arrive_through_the_push(
+    broker: Broker, gateway: GatewayProcess, tmp_path: Path
 ) -> None:
-    screenshot = tmp_path / "reference-page.png"
+    screenshot, signals = tmp_path / "reference-page.png", tmp_path / "signals"
+    signals.mkdir()
     env = {
         "CONDUCTOR_GATEWAY_URL": gateway.url,
-        "CONDUCTOR_TEST_BATCH": DEMO_BATCH,
+        "CONDUCTOR_E2E_SIGNAL_DIR": str(signals),
         "CONDUCTOR_SCREENSHOT": str(screenshot),
         "CHROMIUM": chromium_path(),
     }
-    _run([_npm(), "run", "e2e"], WEB, env, timeout=300)
+    log = tmp_path / "e2e.log"
+    with log.open("w") as out:
+        e2e = subprocess.Popen(
+            [_npm(), "run", "e2e"],
+            cwd=WEB,
+            env={**os.environ, "NO_COLOR": "1", **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            # The page shows the request resolved; now the platform completes nlp on the batch's essays.
+            wait_until(lambda: (signals / "resolved").exists() or e2e.poll() is not None, 120, "page saw resolved")
+            if e2e.poll() is None:
+                essays = [f"{DEMO_BATCH}-essay-{i}" for i in (1, 2, 3)]
+                done = m.phase_outcome(DEMO_BATCH, "nlp", essays)
+                asyncio.run(produce(broker.bootstrap, [(done["event_type"], DEMO_BATCH.encode(), m.as_bytes(done))]))
+            code = e2e.wait(timeout=240)
+        finally:
+            if e2e.poll() is None:
+                os.killpg(e2e.pid, signal.SIGKILL)
+                e2e.wait(5)
+    assert code == 0, f"the page test failed:\n{log.read_text()[-6000:]}"
     assert screenshot.stat().st_size > 10_000, "the screenshot is (nearly) empty"
     if os.environ.get("CONDUCTOR_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(screenshot, REPO / "docs" / "reference-page.png")
@@ -137,10 +164,15 @@ def test_client_is_generated_from_the_gateway_openapi(gateway: GatewayProcess, t
         {"CONDUCTOR_GATEWAY_URL": gateway.url, "CONDUCTOR_CLIENT_SCHEMA": str(fresh)},
     )
     committed = (CLIENT / "src" / "schema.d.ts").read_text()
-    assert fresh.read_text() == committed, (
-        "clients/typescript/src/schema.d.ts differs from the gateway's OpenAPI: regenerate it with "
-        "`CONDUCTOR_GATEWAY_URL=http://127.0.0.1:4001 npm run generate` in clients/typescript (gateway running)"
-    )
+    if fresh.read_text() != committed:
+        diff = difflib.unified_diff(
+            committed.splitlines(), fresh.read_text().splitlines(), "committed", "from the gateway", lineterm=""
+        )
+        pytest.fail(
+            "clients/typescript/src/schema.d.ts differs from the gateway's OpenAPI: regenerate it with "
+            "`CONDUCTOR_GATEWAY_URL=http://127.0.0.1:4001 npm run generate` in clients/typescript (gateway running)\n"
+            + "\n".join(list(diff)[:60])
+        )
 
 
 @pytest.mark.parametrize("package", [CLIENT, WEB], ids=["typescript", "web"])

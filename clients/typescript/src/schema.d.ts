@@ -1017,10 +1017,10 @@ export interface operations {
     stream_batch_events_v1_batches__batch_id__events_get: {
         parameters: {
             query?: {
-                /** @description Resume after this event id (as the `Last-Event-ID` header). */
-                last_event_id?: number | null;
                 /** @description A stream ticket (`POST .../events/ticket`), instead of the Authorization header. */
                 ticket?: string | null;
+                /** @description Resume after this event id (as the `Last-Event-ID` header). */
+                last_event_id?: number | null;
             };
             header?: {
                 /** @description Resume after this event id (browsers send the last one they saw when they reconnect). */

@@ -1,15 +1,19 @@
 // The reference page in Debian's Chromium (playwright-core; no browser download): watch a demo batch, request
 // ai_feedback, and see it resolve with its steps through the event stream, without a reload and without polling.
-// Run by tests/functional/test_clients.py against a real gateway: CONDUCTOR_GATEWAY_URL, CONDUCTOR_TEST_BATCH,
+// Then the platform completes the batch's `nlp` step (the Python test that runs this file publishes the completion
+// events once CONDUCTOR_E2E_SIGNAL_DIR/resolved appears) and the step's row turns `completed` through the push.
+// Run by tests/functional/test_clients.py against a real gateway: CONDUCTOR_GATEWAY_URL, CONDUCTOR_E2E_SIGNAL_DIR,
 // CONDUCTOR_SCREENSHOT (where to save the picture), CHROMIUM (the browser binary).
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
 const gateway = process.env.CONDUCTOR_GATEWAY_URL;
-const batch = process.env.CONDUCTOR_TEST_BATCH ?? "demo-spellchecked";
 const screenshot = process.env.CONDUCTOR_SCREENSHOT;
+const signals = process.env.CONDUCTOR_E2E_SIGNAL_DIR;
 if (!gateway) throw new Error("CONDUCTOR_GATEWAY_URL is not set (a real gateway serving the page at /app/)");
 
 const FLAGS = [
@@ -42,11 +46,18 @@ async function openPage(query) {
   return { page, calls, errors };
 }
 
-for (const transport of ["eventsource", "fetch"]) {
-  test(`requesting ai_feedback shows it resolve through the push (${transport})`, async () => {
+// Demo batches (conductor/demo.py) and what ai_feedback resolves to on each.
+const CASES = [
+  { transport: "eventsource", batch: "demo-spellchecked", pipeline: "nlp → ai_feedback", done: "spellcheck" },
+  { transport: "fetch", batch: "demo-partial", pipeline: "spellcheck → nlp → ai_feedback", done: null },
+];
+
+for (const { transport, batch, pipeline, done } of CASES) {
+  const completeNlp = transport === "eventsource" && signals;
+  test(`requesting ai_feedback on ${batch} shows it resolve through the push (${transport})`, async () => {
     const { page, calls, errors } = await openPage(`?batch=${batch}&transport=${transport}`);
     await page.locator('[data-testid="stream"][data-state="open"]').waitFor({ timeout: 30_000 });
-    await page.locator('tr[data-step="spellcheck"] .badge', { hasText: "completed" }).waitFor();
+    await page.locator('tr[data-step="spellcheck"] .badge').waitFor();
     await page.evaluate(() => (window.__sameDocument = true));
 
     await page.selectOption('[data-testid="pipeline"]', "ai_feedback");
@@ -59,16 +70,25 @@ for (const transport of ["eventsource", "fetch"]) {
 
     const row = page.locator(`li[data-correlation-id="${accepted.correlation_id}"][data-status="resolved"]`);
     await row.waitFor({ timeout: 30_000 });
-    assert.equal((await row.locator('[data-testid="final-pipeline"]').textContent())?.trim(), "nlp → ai_feedback");
-    assert.match(await row.textContent(), /already done: spellcheck/);
+    assert.equal((await row.locator('[data-testid="final-pipeline"]').textContent())?.trim(), pipeline);
+    if (done) assert.match(await row.textContent(), new RegExp(`already done: ${done}`));
 
-    // Same document (no reload), and the outcome came through the stream: nothing fetched it or the status.
+    if (completeNlp) {
+      // The platform finishes nlp on every essay: the step's row follows, pushed as a progress event.
+      assert.equal(await page.locator('tr[data-step="nlp"] .badge').textContent(), "not_started");
+      writeFileSync(join(signals, "resolved"), accepted.correlation_id);
+      await page.locator('tr[data-step="nlp"] .badge', { hasText: /^completed$/ }).waitFor({ timeout: 60_000 });
+      assert.equal(await page.locator('tr[data-step="nlp"] td').nth(2).textContent(), "3");
+      await page.locator('[data-testid="events"] li[data-type="progress"]').first().waitFor();
+    }
+
+    // Same document (no reload), and everything came through the stream: nothing fetched the outcome or the status.
     assert.equal(await page.evaluate(() => window.__sameDocument), true);
     const polled = calls.filter((c) => c.includes(accepted.correlation_id) || c.endsWith("/status"));
     assert.deepEqual(polled, []);
     assert.ok(calls.some((c) => c.startsWith("GET ") && c.endsWith(`/v1/batches/${batch}/events`)), calls.join("\n"));
     assert.deepEqual(errors, []);
-    if (screenshot && transport === "eventsource") await page.screenshot({ path: screenshot, fullPage: true });
+    if (screenshot && completeNlp) await page.screenshot({ path: screenshot, fullPage: true });
     await page.close();
   });
 }

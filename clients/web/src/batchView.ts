@@ -84,7 +84,8 @@ export function summarise(event: BatchEvent): string {
       return `${(event.data.steps ?? []).length} steps, ${(event.data.recent_requests ?? []).length} recent requests`;
     case "request": {
       const steps = event.data.status === "resolved" ? `: ${(event.data.final_pipeline ?? []).join(" → ") || "nothing"}` : "";
-      return `${event.data.requested_pipeline ?? "request"} ${event.data.status}${steps}`;
+      const name = event.data.requested_pipeline ?? `request ${event.data.correlation_id.slice(0, 8)}`;
+      return `${name} ${event.data.status}${steps}`;
     }
     case "progress":
       return event.data.steps.map((s) => `${s.step} ${s.status}`).join(", ");

@@ -36,7 +36,7 @@ describe("REST calls in auth mode jwt", () => {
     ["the owner", owner, 200, undefined],
     ["nobody", undefined, 401, "AUTHENTICATION_REQUIRED"],
     ["another user", stranger, 403, "FORBIDDEN"],
-  ])("%s reading the status gets %i", async (_who, token, status, code) => {
+  ])("%s reading the status gets %s", async (_who, token, status, code) => {
     const client = createConductorClient({ baseUrl, token });
     const answer = await client.GET("/v1/batches/{batch_id}/status", { params: { path: { batch_id: batchId } } });
     expect(answer.response.status).toBe(status);
@@ -70,7 +70,6 @@ describe.each(readers)("the %s in auth mode jwt", (_name, subscribe) => {
     open.push(subscription);
     await subscription.closed;
     expect(events.events).toEqual([]);
-    expect(events.errors).toHaveLength(1);
-    expect((events.errors[0] as ProblemError).status).toBe(status);
+    expect((events.errors.at(-1) as ProblemError).status).toBe(status);
   });
 });

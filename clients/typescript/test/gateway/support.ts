@@ -11,8 +11,10 @@ if (!url) {
   );
 }
 export const baseUrl: string = url;
-/** A demo batch (conductor/demo.py): 3 essays, spellcheck complete; ai_feedback resolves to nlp -> ai_feedback. */
-export const batchId = process.env.CONDUCTOR_TEST_BATCH ?? "demo-spellchecked";
+/** A demo batch (conductor/demo.py): 3 essays, spellcheck and nlp complete; ai_feedback resolves to ai_feedback. */
+export const batchId = "demo-analysed";
+export const expectedPipeline = ["ai_feedback"];
+export const expectedPruned = ["spellcheck", "nlp"];
 
 /** Handlers that keep every event, error and state change, with a way to wait for one. */
 export class Collector implements BatchEventHandlers {
