@@ -115,6 +115,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # both served from packaged assets by install_docs (no CDN)
         redoc_url=None,
+        # Operation ids are the route functions' names (`request_pipeline`, `get_batch_status`, ...): the links
+        # name them, and generated clients read better.
+        generate_unique_id_function=lambda route: route.name,
         # FastAPI's native OpenTelemetry hooks cost per request and nothing here exports them; Prometheus it is.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         openapi_tags=[
@@ -146,7 +149,7 @@ def create_app(
         headers=["Authorization", "Content-Type", "X-Correlation-ID"],
         expose=EXPOSED_HEADERS,
     )
-    document(app)
+    document(app, services.catalog, settings.auth_mode)
     return app
 
 

@@ -14,6 +14,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+PUSH_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -96,7 +97,7 @@ class GatewayMetrics:
         self.push_lag = Histogram(
             "gateway_push_lag_seconds",
             "Worker table write -> event handed to the client's connection (both clocks: same host or NTP).",
-            buckets=DURATION_BUCKETS,
+            buckets=PUSH_BUCKETS,
             registry=self.registry,
         )
 

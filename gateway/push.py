@@ -96,10 +96,14 @@ class Watch:
                 log.info("watch of a batch: %s; asking again in %.0f s", exc.detail, RETRY_SECONDS)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            if answer is not None:
-                if answer.changed_at:
-                    hub.metrics.push_lag.observe(max(0.0, time.time() - answer.changed_at))
-                self.publish(Changes(answer))
+            if answer is None:
+                continue
+            if self.latest is not None and answer.status.version == self.latest.version:
+                await asyncio.sleep(RETRY_SECONDS)  # the worker answered without a change: never spin
+                continue
+            if answer.changed_at:
+                hub.metrics.push_lag.observe(max(0.0, time.time() - answer.changed_at))
+            self.publish(Changes(answer))
 
 
 class PushHub:

@@ -8,6 +8,7 @@ from typing import Protocol, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
+import aiohttp
 import httpx
 from pydantic import BaseModel, ValidationError
 
@@ -63,15 +64,15 @@ class WorkerStateClient:
             trust_env=False,  # internal calls never go through an environment-configured proxy
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
         )
-        # Long-polls wait on the worker, one per watched batch: a pool of their own, sized for the stream cap, so
-        # that they never starve the short reads above of connections.
-        self._polls = httpx.AsyncClient(
-            base_url=settings.worker_url.rstrip("/"),
-            headers={INTERNAL_TOKEN_HEADER: token} if token else {},
-            timeout=httpx.Timeout(settings.worker_timeout_seconds, read=settings.stream_poll_seconds + 10),
-            transport=transport,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=settings.stream_max + 10, max_keepalive_connections=200),
+        # Long-polls wait on the worker, one per watched batch: aiohttp, made on first use (it binds the running
+        # loop). httpx was measured unfit here: httpcore's pool scans every connection for every request it adds
+        # or removes (quadratically in one place), and with ~500 long-polls waiting each new one took ~100 ms of CPU.
+        self._polls: aiohttp.ClientSession | None = None
+        self._polls_base = settings.worker_url.rstrip("/")
+        self._polls_headers = {INTERNAL_TOKEN_HEADER: token} if token else {}
+        self._polls_limit = settings.stream_max + 10
+        self._polls_timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.worker_timeout_seconds, sock_read=settings.stream_poll_seconds + 10
         )
         self.attempts = settings.worker_attempts
         self.backoff = settings.worker_backoff_seconds
@@ -107,24 +108,37 @@ class WorkerStateClient:
     async def changes(self, batch_id: str, after: int, wait: float) -> BatchChanges | None:
         """Long-poll the worker: the batch's changes once its version differs from `after`, None after `wait` s.
 
-        One attempt: the caller (the stream's watch) retries with its own pause. StateUnavailable when the worker
-        is unreachable or rebalancing, BatchNotFound-like None is not used: a vanished batch raises WorkerError.
+        One attempt (the stream's watch asks again after a pause): StateUnavailable when the worker is unreachable
+        or rebalancing, WorkerError when it answers anything else it should not (e.g. the batch is gone).
         """
-        path = f"/batches/{quote(batch_id, safe='')}/changes"
+        if self._polls is None:
+            self._polls = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._polls_limit, limit_per_host=0),
+                timeout=self._polls_timeout,
+                headers=self._polls_headers,
+                trust_env=False,
+            )
+        url = f"{self._polls_base}/batches/{quote(batch_id, safe='')}/changes"
         try:
-            response = await self._polls.get(path, params={"after": after, "wait": wait})
-        except httpx.TransportError as exc:
+            async with self._polls.get(url, params={"after": str(after), "wait": str(wait)}) as response:
+                status, body = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self.metrics.worker_calls.labels("batch_changes", "unavailable").inc()
             raise StateUnavailable(f"The batch state service is unreachable ({type(exc).__name__}).") from None
-        if response.status_code == 204:
+        if status == 204:
             self.metrics.worker_calls.labels("batch_changes", "no_change").inc()
             return None
-        if response.status_code == 503:
+        if status == 503:
             self.metrics.worker_calls.labels("batch_changes", "unavailable").inc()
             raise StateUnavailable("The batch state service is rebalancing.")
-        if self._classify("batch_changes", response) is None:
-            raise WorkerError("The batch state service no longer knows this batch.")
-        return self._parse(BatchChanges, response)
+        self._classify("batch_changes", httpx.Response(status))  # counts it; raises on 401/403/5xx
+        if status != 200:
+            raise WorkerError(f"The batch state service answered HTTP {status} for a watched batch.")
+        try:
+            return BatchChanges.model_validate_json(body)
+        except ValidationError as exc:
+            log.error("worker answered a malformed BatchChanges: %s", exc)
+            raise WorkerError("The batch state service answered a malformed BatchChanges.") from None
 
     async def check(self) -> bool:
         """Return whether the worker's `/healthz` answers 200 within a second (readiness)."""
@@ -137,7 +151,8 @@ class WorkerStateClient:
     async def aclose(self) -> None:
         """Close the connection pools."""
         await self._client.aclose()
-        await self._polls.aclose()
+        if self._polls is not None:
+            await self._polls.close()
 
     def _remember(self, batch_id: str, owner: BatchOwner) -> None:
         if self.cache_seconds <= 0:
