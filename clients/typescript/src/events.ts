@@ -16,15 +16,12 @@ import {
   type BatchStatusView,
   type ConnectionOptions,
   type PipelineRequestOutcome,
-  type StepProgress,
+  type Schemas,
 } from "./client";
 import { isProblem, problemFromStatus, ProblemError, retryAfterSeconds, unwrap } from "./problem";
 
-/** A change in the batch's per-step progress. */
-export interface BatchProgress {
-  batch_id: string;
-  steps: StepProgress[];
-}
+/** A change in the batch's per-step progress (the `progress` event's data). */
+export type BatchProgress = Schemas["BatchProgressEvent"];
 
 /** One event of a batch's stream; `id` is the batch row's version, the resume point. */
 export type BatchEvent =

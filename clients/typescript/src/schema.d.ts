@@ -17,7 +17,7 @@ export interface paths {
          * Request a pipeline for a batch
          * @description Validates the request, checks that the caller may act on the batch, and publishes a `ClientBatchPipelineRequestV1` command keyed by batch id. Answers 202 once the broker acknowledged it (acks=all). The command's `correlation_id` is the request's `X-Correlation-ID` when that is a UUID, else a fresh one; follow `status_url` to the outcome.
          */
-        post: operations["request_pipeline_v1_batches__batch_id__pipelines_post"];
+        post: operations["request_pipeline"];
         delete?: never;
         options?: never;
         head?: never;
@@ -35,7 +35,7 @@ export interface paths {
          * Follow one pipeline request to its outcome
          * @description `pending` until the worker has recorded an outcome, then `resolved` (with the ordered steps to run) or `failed` (with `reason_code` and `message`). A correlation id the gateway never accepted also reads as `pending`: the gateway keeps no state, and the worker keeps the most recent requests of each batch.
          */
-        get: operations["get_request_outcome_v1_batches__batch_id__pipelines__correlation_id__get"];
+        get: operations["get_request_outcome"];
         put?: never;
         post?: never;
         delete?: never;
@@ -55,7 +55,7 @@ export interface paths {
          * List the pipelines a client may request
          * @description Return every pipeline with its steps in run order, and every step name.
          */
-        get: operations["list_pipelines_v1_pipelines_get"];
+        get: operations["list_pipelines"];
         put?: never;
         post?: never;
         delete?: never;
@@ -75,7 +75,7 @@ export interface paths {
          * Read a batch's state
          * @description Essays expected, per-step succeeded / failed / pending counts with a per-step status, and the batch's recent pipeline requests with their outcome, as the worker projects them.
          */
-        get: operations["get_batch_status_v1_batches__batch_id__status_get"];
+        get: operations["get_batch_status"];
         put?: never;
         post?: never;
         delete?: never;
@@ -111,7 +111,7 @@ export interface paths {
          *     starts are problem+json, as for the status; `429` also when the client has too many open streams, `503` when the
          *     gateway has.
          */
-        get: operations["stream_batch_events_v1_batches__batch_id__events_get"];
+        get: operations["stream_batch_events"];
         put?: never;
         post?: never;
         delete?: never;
@@ -133,7 +133,7 @@ export interface paths {
          * Get a short-lived ticket that opens this batch's event stream (for EventSource)
          * @description `EventSource` cannot send an Authorization header: open `events_url` instead. The ticket names the caller and this batch, opens only this batch's event stream, and expires after `expires_in` seconds (a reconnect after that needs a new ticket). Same authentication, ownership and errors as the status.
          */
-        post: operations["create_stream_ticket_v1_batches__batch_id__events_ticket_post"];
+        post: operations["create_stream_ticket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -151,7 +151,7 @@ export interface paths {
          * Liveness: the process answers
          * @description Return ok while the event loop runs.
          */
-        get: operations["healthz_healthz_get"];
+        get: operations["healthz"];
         put?: never;
         post?: never;
         delete?: never;
@@ -171,7 +171,7 @@ export interface paths {
          * Readiness: producer connected and worker reachable
          * @description Return 200 when the broker and the worker both answer, else 503 with the failing checks.
          */
-        get: operations["readyz_readyz_get"];
+        get: operations["readyz"];
         put?: never;
         post?: never;
         delete?: never;
@@ -191,7 +191,7 @@ export interface paths {
          * Prometheus metrics (text exposition format)
          * @description Return every gateway metric in the Prometheus text format.
          */
-        get: operations["metrics_metrics_get"];
+        get: operations["metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -340,8 +340,9 @@ export interface components {
              * @description A pipeline of pipelines.yaml, or a bare step name (`GET /v1/pipelines` lists them).
              * @example ai_feedback
              * @example nlp
+             * @enum {string}
              */
-            requested_pipeline: string;
+            requested_pipeline: "spellcheck" | "nlp" | "cj_assessment" | "ai_feedback" | "comprehensive" | "spellcheck" | "nlp" | "cj_assessment" | "ai_feedback";
             /**
              * Is Retry
              * @description True when the client repeats a request that failed.
@@ -622,6 +623,16 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * BatchProgressEvent
+         * @description The data of a `progress` event: the batch's per-step progress, as in its status.
+         */
+        BatchProgressEvent: {
+            /** Batch Id */
+            batch_id: string;
+            /** Steps */
+            steps: components["schemas"]["StepProgress"][];
+        };
     };
     responses: never;
     parameters: never;
@@ -631,7 +642,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    request_pipeline_v1_batches__batch_id__pipelines_post: {
+    request_pipeline: {
         parameters: {
             query?: never;
             header?: never;
@@ -740,6 +751,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The batch state service answered something unusable */
             502: {
                 headers: {
@@ -762,7 +782,7 @@ export interface operations {
             };
         };
     };
-    get_request_outcome_v1_batches__batch_id__pipelines__correlation_id__get: {
+    get_request_outcome: {
         parameters: {
             query?: never;
             header?: never;
@@ -842,6 +862,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The batch state service answered something unusable */
             502: {
                 headers: {
@@ -864,7 +893,7 @@ export interface operations {
             };
         };
     };
-    list_pipelines_v1_pipelines_get: {
+    list_pipelines: {
         parameters: {
             query?: never;
             header?: never;
@@ -912,9 +941,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
-    get_batch_status_v1_batches__batch_id__status_get: {
+    get_batch_status: {
         parameters: {
             query?: never;
             header?: never;
@@ -992,6 +1030,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The batch state service answered something unusable */
             502: {
                 headers: {
@@ -1014,17 +1061,15 @@ export interface operations {
             };
         };
     };
-    stream_batch_events_v1_batches__batch_id__events_get: {
+    stream_batch_events: {
         parameters: {
             query?: {
-                /** @description A stream ticket (`POST .../events/ticket`), instead of the Authorization header. */
-                ticket?: string | null;
                 /** @description Resume after this event id (as the `Last-Event-ID` header). */
-                last_event_id?: number | null;
+                last_event_id?: number;
             };
             header?: {
                 /** @description Resume after this event id (browsers send the last one they saw when they reconnect). */
-                "Last-Event-ID"?: string | null;
+                "Last-Event-ID"?: string;
             };
             path: {
                 /** @description The batch id BOS registered (letters, digits and `._:-`, at most 255). */
@@ -1040,7 +1085,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        /** @constant */
+                        event: "snapshot";
+                        /** @description The batch version (Last-Event-ID). */
+                        id: string;
+                        data: string;
+                    } | {
+                        /** @constant */
+                        event: "request";
+                        /** @description The batch version (Last-Event-ID). */
+                        id: string;
+                        data: string;
+                    } | {
+                        /** @constant */
+                        event: "progress";
+                        /** @description The batch version (Last-Event-ID). */
+                        id: string;
+                        data: string;
+                    };
                 };
             };
             /** @description No bearer token, or an invalid one (see WWW-Authenticate) */
@@ -1100,6 +1163,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The batch state service answered something unusable */
             502: {
                 headers: {
@@ -1122,7 +1194,7 @@ export interface operations {
             };
         };
     };
-    create_stream_ticket_v1_batches__batch_id__events_ticket_post: {
+    create_stream_ticket: {
         parameters: {
             query?: never;
             header?: never;
@@ -1200,6 +1272,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The batch state service answered something unusable */
             502: {
                 headers: {
@@ -1222,7 +1303,7 @@ export interface operations {
             };
         };
     };
-    healthz_healthz_get: {
+    healthz: {
         parameters: {
             query?: never;
             header?: never;
@@ -1240,9 +1321,18 @@ export interface operations {
                     "application/json": components["schemas"]["HealthView"];
                 };
             };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
-    readyz_readyz_get: {
+    readyz: {
         parameters: {
             query?: never;
             header?: never;
@@ -1258,6 +1348,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReadinessView"];
+                };
+            };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description A check fails; `checks` says which. */
@@ -1287,7 +1386,7 @@ export interface operations {
             };
         };
     };
-    metrics_metrics_get: {
+    metrics: {
         parameters: {
             query?: never;
             header?: never;
@@ -1302,6 +1401,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description An unexpected error (a bug): the answer still carries the correlation id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };

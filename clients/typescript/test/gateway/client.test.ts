@@ -1,7 +1,7 @@
 /** The generated client against the real gateway: typed calls, answers and problem documents. */
 import { describe, expect, it } from "vitest";
 
-import { createConductorClient, describeProblem, ProblemError, unwrap } from "../../src";
+import { createConductorClient, describeProblem, ProblemError, unwrap, type PipelineRequestBody } from "../../src";
 import { baseUrl, batchId, expectedPipeline, expectedPruned } from "./support";
 
 const client = createConductorClient({ baseUrl });
@@ -50,6 +50,13 @@ describe("the typed client on a real gateway", () => {
     expect(answer.response.headers.get("content-type")).toBe("application/problem+json");
     expect(answer.error?.code).toBe("BATCH_NOT_FOUND");
     expect(() => unwrap(answer)).toThrow(ProblemError);
+  });
+
+  it("types requested_pipeline as the names of pipelines.yaml", () => {
+    const valid: PipelineRequestBody = { requested_pipeline: "ai_feedback" };
+    // @ts-expect-error "spelcheck" is neither a pipeline nor a step: tsc --noEmit fails if the enum goes missing
+    const misspelt: PipelineRequestBody = { requested_pipeline: "spelcheck" };
+    expect([valid.requested_pipeline, misspelt.requested_pipeline]).toEqual(["ai_feedback", "spelcheck"]);
   });
 
   it("hands back a 422 problem naming the field", async () => {
