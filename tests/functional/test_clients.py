@@ -151,6 +151,9 @@ def test_page_in_chromium_shows_a_request_and_step_progress_arrive_through_the_p
                 os.killpg(e2e.pid, signal.SIGKILL)
                 e2e.wait(5)
     assert code == 0, f"the page test failed:\n{log.read_text()[-6000:]}"
+    for line in log.read_text().splitlines():
+        if "latency " in line:
+            print(line.strip().lstrip("# "))  # the page's latencies (pytest -s shows them)
     assert screenshot.stat().st_size > 10_000, "the screenshot is (nearly) empty"
     if os.environ.get("CONDUCTOR_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(screenshot, REPO / "docs" / "reference-page.png")

@@ -54,9 +54,10 @@ export function createConductorClient(options: ConnectionOptions = {}): Conducto
   return client;
 }
 
-/** Resolve `path` (e.g. an answer's `status_url`) against the gateway's base URL, or the page's URL. */
+/** Resolve `path` (e.g. an answer's `status_url`) under the gateway's base URL (kept whole, as openapi-fetch does). */
 export function gatewayUrl(baseUrl: string | undefined, path: string): URL {
-  if (baseUrl) return new URL(path, baseUrl);
+  if (/^https?:\/\//.test(path)) return new URL(path);
+  if (baseUrl) return new URL(`${baseUrl.replace(/\/+$/, "")}${path.startsWith("/") ? "" : "/"}${path}`);
   const here = (globalThis as { location?: { href: string } }).location?.href;
   if (!here) throw new Error("baseUrl is required outside a browser");
   return new URL(path, here);

@@ -64,20 +64,25 @@ for (const { transport, batch, pipeline, done } of CASES) {
     const answer = page.waitForResponse(
       (r) => r.request().method() === "POST" && new URL(r.url()).pathname === `/v1/batches/${batch}/pipelines`,
     );
+    const clicked = performance.now();
     await page.click('[data-testid="request"]');
     const accepted = await (await answer).json();
     assert.equal(accepted.status, "accepted");
 
     const row = page.locator(`li[data-correlation-id="${accepted.correlation_id}"][data-status="resolved"]`);
     await row.waitFor({ timeout: 30_000 });
+    console.log(`latency ${transport}: click -> resolved on the page in ${Math.round(performance.now() - clicked)} ms`);
     assert.equal((await row.locator('[data-testid="final-pipeline"]').textContent())?.trim(), pipeline);
     if (done) assert.match(await row.textContent(), new RegExp(`already done: ${done}`));
 
     if (completeNlp) {
       // The platform finishes nlp on every essay: the step's row follows, pushed as a progress event.
       assert.equal(await page.locator('tr[data-step="nlp"] .badge').textContent(), "not_started");
+      const signalled = performance.now();
       writeFileSync(join(signals, "resolved"), accepted.correlation_id);
       await page.locator('tr[data-step="nlp"] .badge', { hasText: /^completed$/ }).waitFor({ timeout: 60_000 });
+      const ms = Math.round(performance.now() - signalled);
+      console.log(`latency ${transport}: nlp completion published -> row completed in ${ms} ms (includes the publish)`);
       assert.equal(await page.locator('tr[data-step="nlp"] td').nth(2).textContent(), "3");
       await page.locator('[data-testid="events"] li[data-type="progress"]').first().waitFor();
     }
