@@ -105,17 +105,24 @@ async def _changes(gateway_url: str, bearer: str, batches: list[str], streams: S
     """POST pipeline requests at CHANGE_RATE for CHANGE_SECONDS; time each one to its resolved event."""
     rng = random.Random(11)
     sent: dict[str, float] = {}
+    failed: list[str] = []
     progress = Progress(f"push: {CHANGE_RATE} state changes/s for {CHANGE_SECONDS} s", CHANGE_RATE * CHANGE_SECONDS)
     async with httpx.AsyncClient(
-        base_url=gateway_url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10, trust_env=False
+        base_url=gateway_url, headers={"Authorization": f"Bearer {bearer}"}, timeout=30, trust_env=False
     ) as client:
         start = time.monotonic()
 
         async def request(batch: str) -> None:
             t0 = time.monotonic()
-            answer = await client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"})
+            try:
+                answer = await client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"})
+            except httpx.HTTPError as exc:
+                failed.append(type(exc).__name__)
+                return
             if answer.status_code == 202:
                 sent[answer.json()["correlation_id"]] = t0
+            else:
+                failed.append(str(answer.status_code))
 
         posts = []
         for i in range(CHANGE_RATE * CHANGE_SECONDS):  # open loop: the rate holds whatever the latency
@@ -128,7 +135,12 @@ async def _changes(gateway_url: str, bearer: str, batches: list[str], streams: S
         await asyncio.sleep(0.05)
     latencies = sorted((streams.resolved[c] - t) * 1000 for c, t in sent.items() if c in streams.resolved)
     progress.done(len(latencies), f"{len(latencies)} of {len(sent)} resolved events arrived")
-    return {"sent": len(sent), "arrived": len(latencies), "latency_ms": _percentiles(latencies) if latencies else {}}
+    return {
+        "sent": len(sent),
+        "failed_posts": failed,
+        "arrived": len(latencies),
+        "latency_ms": _percentiles(latencies) if latencies else {},
+    }
 
 
 def _histogram_quantiles(metrics_text: str, name: str) -> dict[str, float | None]:
