@@ -15,6 +15,7 @@ import random
 import time
 from typing import Any
 
+import aiohttp
 import httpx
 
 from bench.gateway_bench import Gateway, _percentiles, _registered_worker, token
@@ -34,15 +35,17 @@ PUSH_ENV = {
 
 
 class Streams:
-    """STREAMS open event streams, each read by its own task; `resolved[cid]` = when its resolved event arrived."""
+    """STREAMS open event streams, each read by its own task; `resolved[cid]` = when its resolved event arrived.
+
+    The reader is aiohttp: httpx's pool (httpcore) spends time quadratic in its open connections per new request.
+    """
 
     def __init__(self, base_url: str, bearer: str) -> None:
-        self.client = httpx.AsyncClient(
-            base_url=base_url,
+        self.base_url = base_url
+        self.session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {bearer}"},
-            timeout=httpx.Timeout(30.0, read=None),
-            limits=httpx.Limits(max_connections=STREAMS + 100, max_keepalive_connections=STREAMS + 100),
-            trust_env=False,
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
         )
         self.opened = 0
         self.snapshots = 0
@@ -52,14 +55,15 @@ class Streams:
 
     async def _read(self, batch: str, started: asyncio.Event) -> None:
         try:
-            async with self.client.stream("GET", f"/v1/batches/{batch}/events") as response:
-                if response.status_code != 200:
-                    self.errors.append(f"{response.status_code}: {(await response.aread())[:200]!r}")
+            async with self.session.get(f"{self.base_url}/v1/batches/{batch}/events") as response:
+                if response.status != 200:
+                    self.errors.append(f"{response.status}: {(await response.read())[:200]!r}")
                     return
                 self.opened += 1
                 started.set()
                 event = ""
-                async for line in response.aiter_lines():
+                async for raw in response.content:
+                    line = raw.decode().rstrip("\n")
                     if line.startswith("event: "):
                         event = line[7:]
                     elif line.startswith("data: ") and event == "snapshot":
@@ -68,7 +72,7 @@ class Streams:
                         data = json.loads(line[6:])
                         if data["status"] == "resolved":
                             self.resolved.setdefault(data["correlation_id"], time.monotonic())
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self.errors.append(type(exc).__name__)
         finally:
             started.set()
@@ -94,33 +98,49 @@ class Streams:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.client.aclose()
+        await self.session.close()
 
 
 async def _changes(gateway_url: str, bearer: str, batches: list[str], streams: Streams) -> dict[str, Any]:
     """POST pipeline requests at CHANGE_RATE for CHANGE_SECONDS; time each one to its resolved event."""
     rng = random.Random(11)
     sent: dict[str, float] = {}
+    failed: list[str] = []
     progress = Progress(f"push: {CHANGE_RATE} state changes/s for {CHANGE_SECONDS} s", CHANGE_RATE * CHANGE_SECONDS)
     async with httpx.AsyncClient(
-        base_url=gateway_url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10, trust_env=False
+        base_url=gateway_url, headers={"Authorization": f"Bearer {bearer}"}, timeout=30, trust_env=False
     ) as client:
         start = time.monotonic()
-        for i in range(CHANGE_RATE * CHANGE_SECONDS):
-            await asyncio.sleep(max(0.0, start + i / CHANGE_RATE - time.monotonic()))
+
+        async def request(batch: str) -> None:
             t0 = time.monotonic()
-            answer = await client.post(
-                f"/v1/batches/{rng.choice(batches)}/pipelines", json={"requested_pipeline": "nlp"}
-            )
+            try:
+                answer = await client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"})
+            except httpx.HTTPError as exc:
+                failed.append(type(exc).__name__)
+                return
             if answer.status_code == 202:
                 sent[answer.json()["correlation_id"]] = t0
+            else:
+                failed.append(str(answer.status_code))
+
+        posts = []
+        for i in range(CHANGE_RATE * CHANGE_SECONDS):  # open loop: the rate holds whatever the latency
+            await asyncio.sleep(max(0.0, start + i / CHANGE_RATE - time.monotonic()))
+            posts.append(asyncio.create_task(request(rng.choice(batches))))
             progress.update(i + 1)
+        await asyncio.gather(*posts)
     deadline = time.monotonic() + 15
     while len(set(sent) & set(streams.resolved)) < len(sent) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     latencies = sorted((streams.resolved[c] - t) * 1000 for c, t in sent.items() if c in streams.resolved)
     progress.done(len(latencies), f"{len(latencies)} of {len(sent)} resolved events arrived")
-    return {"sent": len(sent), "arrived": len(latencies), "latency_ms": _percentiles(latencies) if latencies else {}}
+    return {
+        "sent": len(sent),
+        "failed_posts": failed,
+        "arrived": len(latencies),
+        "latency_ms": _percentiles(latencies) if latencies else {},
+    }
 
 
 def _histogram_quantiles(metrics_text: str, name: str) -> dict[str, float | None]:
@@ -147,7 +167,9 @@ async def _measure(phase: Phase, gateway: Gateway, worker: Any, batches: list[st
 
     streams = Streams(gateway.url, bearer)
     try:
+        opening = time.monotonic()
         await streams.open(batches)
+        result["open_seconds"] = round(time.monotonic() - opening, 1)
         result["opened"], result["errors"] = streams.opened, streams.errors[:5]
         await asyncio.sleep(2)
         result["gateway_rss_before_bytes"], result["gateway_rss_open_bytes"] = gateway_rss0, gateway.rss_bytes()

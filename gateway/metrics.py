@@ -96,7 +96,7 @@ class GatewayMetrics:
         )
         self.push_lag = Histogram(
             "gateway_push_lag_seconds",
-            "Worker table write -> event handed to the client's connection (both clocks: same host or NTP).",
+            "Worker table write -> the change queued to its streams on this gateway (worker clock vs gateway clock).",
             buckets=PUSH_BUCKETS,
             registry=self.registry,
         )

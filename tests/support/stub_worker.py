@@ -92,11 +92,14 @@ class StubWorker:
             def do_GET(self) -> None:
                 status, body = stub._answer(self.path, {k.lower(): v for k, v in self.headers.items()})
                 payload = json.dumps(body).encode() if status != 204 else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the gateway gave up on a long-poll (its stream ended): nobody to answer
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
