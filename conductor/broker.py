@@ -54,6 +54,8 @@ def broker_binary() -> str:
 class EmbeddedBroker:
     """A Tansu broker process on loopback with in-memory storage; a context manager."""
 
+    kind = "embedded"
+
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -70,6 +72,10 @@ class EmbeddedBroker:
     def url(self) -> str:
         """Return the broker URL in Faust's form (`kafka://host:port`)."""
         return f"kafka://{self.bootstrap}"
+
+    def service_env(self, internal_token: str = "") -> dict[str, str]:
+        """Return the settings workers and gateways run with on this broker (the local profile's defaults)."""
+        return {}
 
     def start(self, timeout: float = 15.0) -> "EmbeddedBroker":
         """Start the broker and wait until it accepts connections."""

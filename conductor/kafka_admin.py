@@ -59,3 +59,16 @@ async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, by
     finally:
         await producer.stop()
     return sent
+
+
+async def live_brokers(bootstrap: str) -> int:
+    """Return how many brokers the cluster's metadata lists (0 when none answers)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        return len(cluster.get("brokers", []))
+    except (KafkaConnectionError, KafkaError, OSError):
+        return 0
+    finally:
+        await admin.close()

@@ -44,7 +44,8 @@ class WorkerSettings(BaseSettings):
     recovery_consistency_check: bool | None = None
     # ... and its end offsets are probed by reading past them (streams/broker_compat.py); off for real Kafka.
     exact_end_offsets: bool | None = None
-    producer_idempotence: bool = False  # the embedded broker refuses InitProducerId; turn on for real Kafka
+    # Idempotent producer: on in production (Apache Kafka); the embedded broker refuses InitProducerId (local).
+    producer_idempotence: bool | None = None
     # Larger input messages go to the DLQ unread (a DLQ record keeps a preview of them).
     max_message_bytes: int = Field(1024 * 1024, ge=1024)
     max_poll_records: int = 2000
@@ -63,6 +64,8 @@ class WorkerSettings(BaseSettings):
             self.recovery_consistency_check = not local
         if self.exact_end_offsets is None:
             self.exact_end_offsets = local
+        if self.producer_idempotence is None:
+            self.producer_idempotence = not local
         if self.advertise_hostname:
             self.web_host = socket.gethostname()
         if not self.canonical_url:

@@ -1,13 +1,15 @@
-"""Shared fixtures: the embedded broker (one per test session) and the platform's sample messages."""
+"""Shared fixtures: the broker (one per test session, embedded or Apache Kafka) and the platform's sample messages."""
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conductor.broker import EmbeddedBroker
+from conductor.brokers import BROKER_KINDS, Broker
+from tests.support import brokers
 
 SAMPLES = Path(__file__).parent / "fixtures" / "samples"
 REPO = Path(__file__).resolve().parent.parent
@@ -23,9 +25,33 @@ def sample_bytes(generation: str, name: str) -> bytes:
     return (SAMPLES / generation / f"{name}.json").read_bytes()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--broker",
+        choices=BROKER_KINDS,
+        default=os.environ.get("CONDUCTOR_TEST_BROKER", "embedded"),
+        help="broker the integration tests run on: embedded (Tansu) or kafka (Apache Kafka, KRaft) "
+        "[env CONDUCTOR_TEST_BROKER, default embedded]",
+    )
+    parser.addoption(
+        "--kafka-nodes",
+        type=int,
+        choices=(1, 3),
+        default=int(os.environ.get("CONDUCTOR_TEST_KAFKA_NODES", "1")),
+        help="nodes of the Apache Kafka cluster [env CONDUCTOR_TEST_KAFKA_NODES, default 1]",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    brokers.select(config.getoption("--broker"), config.getoption("--kafka-nodes"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"broker: {brokers.kind()}"
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    """Start the real embedded broker once per session; a missing binary fails, never skips."""
-    log = tmp_path_factory.mktemp("broker") / "broker.log"
-    with EmbeddedBroker(log_path=log) as running:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """Start the session's real broker once; a missing binary or tool (java, mvn) fails, never skips."""
+    with brokers.new_broker(tmp_path_factory.mktemp("broker")) as running:
         yield running

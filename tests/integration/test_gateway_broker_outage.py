@@ -21,12 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from contracts.topics import Topic
+from tests.support.brokers import new_broker
 from tests.support.gateway_process import GatewayProcess
-from tests.support.kafka import collect
+from tests.support.kafka import collect, read_to_end
 from tests.support.stub_worker import StubWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -77,7 +78,7 @@ async def _client(http: httpx.AsyncClient, started: float, stop: asyncio.Event, 
         await asyncio.sleep(PACE_SECONDS)
 
 
-async def _traffic_through_an_outage(gateway: GatewayProcess, broker: EmbeddedBroker) -> tuple[list[Answer], float]:
+async def _traffic_through_an_outage(gateway: GatewayProcess, broker: Broker) -> tuple[list[Answer], float]:
     """Post from CLIENTS clients through BEFORE / OUTAGE / AFTER; return every answer and the thaw's time."""
     answers: list[Answer] = []
     stop = asyncio.Event()
@@ -102,7 +103,7 @@ async def _traffic_through_an_outage(gateway: GatewayProcess, broker: EmbeddedBr
 
 
 def test_posts_answer_in_bounded_time_through_an_outage_and_no_accepted_command_is_lost(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker, StubWorker() as stub:
+    with new_broker(tmp_path) as broker, StubWorker() as stub:
         stub.register("outage-batch", user_id="dev-user")
         gateway = GatewayProcess(
             broker.url,
@@ -152,7 +153,7 @@ def test_posts_answer_in_bounded_time_through_an_outage_and_no_accepted_command_
     assert sorted(found) == sorted(accepted)
 
 
-def _commands_on_the_topic(broker: EmbeddedBroker, correlation_ids: set[str]) -> list[str]:
+def _commands_on_the_topic(broker: Broker, correlation_ids: set[str]) -> list[str]:
     """Return the correlation id of every command record on the topic that is one of `correlation_ids`."""
 
     def mine(record: Any) -> bool:
@@ -166,28 +167,7 @@ def _commands_on_the_topic(broker: EmbeddedBroker, correlation_ids: set[str]) ->
     return [cid for cid in _all_correlation_ids(broker) if cid in correlation_ids]
 
 
-def _all_correlation_ids(broker: EmbeddedBroker) -> list[str]:
-    """Return the correlation id of every record on the command topic (read until 2 s pass without a record)."""
-
-    async def read() -> list[str]:
-        consumer = AIOKafkaConsumer(
-            Topic.PIPELINE_COMMAND,
-            bootstrap_servers=broker.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            ids: list[str] = []
-            quiet_since = time.monotonic()
-            # Not the end offsets: the embedded broker under-reports them (platform notes).
-            while time.monotonic() - quiet_since < 2.0:
-                batches = await consumer.getmany(timeout_ms=300)
-                for records in batches.values():
-                    ids.extend(json.loads(r.value or b"{}")["correlation_id"] for r in records)
-                    quiet_since = time.monotonic()
-            return ids
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+def _all_correlation_ids(broker: Broker) -> list[str]:
+    """Return the correlation id of every record on the command topic, read to its end offsets."""
+    records = asyncio.run(read_to_end(broker.bootstrap, [Topic.PIPELINE_COMMAND]))
+    return [json.loads(r.value or b"{}")["correlation_id"] for r in records]

@@ -17,8 +17,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from contracts.topics import Topic
+from tests.support.brokers import new_broker
 from tests.support.gateway_process import GatewayProcess
 from tests.support.kafka import collect
 from tests.support.processes import wait_until
@@ -35,9 +37,9 @@ HIGH_LIMITS = {
 
 
 @pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A broker of this module's own: it checks the command topic's partition count and gets frozen."""
-    with EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "broker.log") as running:
+    with new_broker(tmp_path_factory.mktemp("broker")) as running:
         yield running
 
 
@@ -54,12 +56,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("gateway")
 
 
-def start(broker: EmbeddedBroker, workdir: Path, worker_url: str, **env: str) -> GatewayProcess:
+def start(broker: Broker, workdir: Path, worker_url: str, **env: str) -> GatewayProcess:
     return GatewayProcess(broker.url, workdir, free_port(), worker_url, **env).start_and_wait()
 
 
 @pytest.fixture(scope="module")
-def gateway(own_broker: EmbeddedBroker, stub: StubWorker, workdir: Path) -> Iterator[GatewayProcess]:
+def gateway(own_broker: Broker, stub: StubWorker, workdir: Path) -> Iterator[GatewayProcess]:
     """Auth mode none, limits lifted, command topic created with PARTITIONS partitions."""
     process = start(own_broker, workdir, stub.url, CONDUCTOR_TOPIC_PARTITIONS=str(PARTITIONS), **HIGH_LIMITS)
     yield process
@@ -67,7 +69,7 @@ def gateway(own_broker: EmbeddedBroker, stub: StubWorker, workdir: Path) -> Iter
 
 
 @pytest.fixture(scope="module")
-def jwt_gateway(own_broker: EmbeddedBroker, stub: StubWorker, workdir: Path) -> Iterator[GatewayProcess]:
+def jwt_gateway(own_broker: Broker, stub: StubWorker, workdir: Path) -> Iterator[GatewayProcess]:
     """Auth mode jwt (HS256) with a small POST limit of 3 per second."""
     process = start(own_broker, workdir, stub.url, **JWT_ENV, CONDUCTOR_GATEWAY_RATE_LIMIT_REQUEST_PIPELINE="3/second")
     yield process
@@ -79,7 +81,7 @@ def post(gateway: GatewayProcess, batch: str = "b1", pipeline: str = "nlp", **he
         return client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": pipeline}, headers=headers)
 
 
-def commands_for(broker: EmbeddedBroker, correlation_ids: set[str]) -> list[Any]:
+def commands_for(broker: Broker, correlation_ids: set[str]) -> list[Any]:
     """Read the command topic from the start until every correlation id was seen; return their records."""
 
     def mine(record: Any) -> bool:
@@ -91,7 +93,7 @@ def commands_for(broker: EmbeddedBroker, correlation_ids: set[str]) -> list[Any]
     return asyncio.run(collect(broker.bootstrap, [Topic.PIPELINE_COMMAND], complete, keep=mine))
 
 
-def test_post_publishes_the_exact_envelope_keyed_by_batch(gateway: GatewayProcess, own_broker: EmbeddedBroker) -> None:
+def test_post_publishes_the_exact_envelope_keyed_by_batch(gateway: GatewayProcess, own_broker: Broker) -> None:
     cid = str(uuid.uuid4())
     response = post(gateway, pipeline="ai_feedback", **{"X-Correlation-ID": cid})
     assert response.status_code == 202, response.text
@@ -119,9 +121,7 @@ def test_post_publishes_the_exact_envelope_keyed_by_batch(gateway: GatewayProces
     }
 
 
-def test_command_topic_is_created_with_the_configured_partitions(
-    gateway: GatewayProcess, own_broker: EmbeddedBroker
-) -> None:
+def test_command_topic_is_created_with_the_configured_partitions(gateway: GatewayProcess, own_broker: Broker) -> None:
     async def partitions() -> set[int]:
         producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap)
         await producer.start()
@@ -205,7 +205,7 @@ def test_correlation_id_reaches_the_audit_log(gateway: GatewayProcess) -> None:
     assert any("AUTH MODE 'none'" in r.get("message", "") for r in gateway.log_records())
 
 
-def test_jwt_accept_refuse_and_ownership(jwt_gateway: GatewayProcess, own_broker: EmbeddedBroker) -> None:
+def test_jwt_accept_refuse_and_ownership(jwt_gateway: GatewayProcess, own_broker: Broker) -> None:
     accepted = post(jwt_gateway, **bearer(token("teacher-1")))
     assert accepted.status_code == 202
     [record] = commands_for(own_broker, {accepted.json()["correlation_id"]})
@@ -239,7 +239,7 @@ def test_rate_limit_burst_then_429_per_client(jwt_gateway: GatewayProcess) -> No
 
 
 def test_frozen_broker_gives_a_bounded_503_and_the_gateway_recovers(
-    gateway: GatewayProcess, own_broker: EmbeddedBroker
+    gateway: GatewayProcess, own_broker: Broker
 ) -> None:
     assert post(gateway).status_code == 202
     own_broker.freeze()
@@ -260,7 +260,7 @@ def test_frozen_broker_gives_a_bounded_503_and_the_gateway_recovers(
 
 
 def test_gateway_started_before_the_broker_connects_by_itself(stub: StubWorker, tmp_path: Path) -> None:
-    late = EmbeddedBroker(log_path=tmp_path / "late-broker.log")
+    late = new_broker(tmp_path / "late")
     process = GatewayProcess(late.url, tmp_path, free_port(), stub.url).start_and_wait(broker=False)
     try:
         response = post(process)
@@ -273,7 +273,7 @@ def test_gateway_started_before_the_broker_connects_by_itself(stub: StubWorker, 
 
 
 def test_worker_rebalancing_is_retried_and_an_absent_worker_is_a_bounded_503(
-    gateway: GatewayProcess, stub: StubWorker, own_broker: EmbeddedBroker, workdir: Path
+    gateway: GatewayProcess, stub: StubWorker, own_broker: Broker, workdir: Path
 ) -> None:
     stub.unavailable = 2  # two 503s, as while partitions rebalance; the third attempt answers
     with gateway.client() as client:
@@ -291,7 +291,7 @@ def test_worker_rebalancing_is_retried_and_an_absent_worker_is_a_bounded_503(
         nowhere.stop()
 
 
-def test_internal_token_is_sent_to_the_worker(own_broker: EmbeddedBroker, workdir: Path) -> None:
+def test_internal_token_is_sent_to_the_worker(own_broker: Broker, workdir: Path) -> None:
     with StubWorker(token="shared-secret") as guarded:
         guarded.register("b1")
         right = start(own_broker, workdir, guarded.url, CONDUCTOR_INTERNAL_TOKEN="shared-secret")

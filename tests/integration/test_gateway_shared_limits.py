@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from tests.support.gateway_process import GatewayProcess
 from tests.support.processes import wait_until
 from tests.support.redis_server import RedisServer, unavailable_reason
@@ -31,9 +32,7 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-def test_replicas_share_the_limit_and_fail_open(
-    broker: EmbeddedBroker, tmp_path: Path, redis_server: RedisServer
-) -> None:
+def test_replicas_share_the_limit_and_fail_open(broker: Broker, tmp_path: Path, redis_server: RedisServer) -> None:
     env = {
         "CONDUCTOR_GATEWAY_RATELIMIT_STORAGE": redis_server.url,
         "CONDUCTOR_GATEWAY_RATE_LIMIT_REQUEST_PIPELINE": "3/second;100/minute",

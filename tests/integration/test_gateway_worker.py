@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from tests.support import messages as m
+from tests.support.brokers import new_broker
 from tests.support.gateway_process import GatewayProcess
 from tests.support.kafka import produce
 from tests.support.processes import WorkerProcess, wait_until
@@ -30,7 +32,7 @@ ADMIN = bearer(token("ops-1", roles=["admin"]))
 
 
 class Stack:
-    def __init__(self, broker: EmbeddedBroker, worker: WorkerProcess, open_gw: GatewayProcess, jwt_gw: GatewayProcess):
+    def __init__(self, broker: Broker, worker: WorkerProcess, open_gw: GatewayProcess, jwt_gw: GatewayProcess):
         self.broker, self.worker, self.open, self.jwt = broker, worker, open_gw, jwt_gw
 
     def register(self, owner: str | None, essays: int = 2) -> str:
@@ -70,7 +72,7 @@ def outcome(gateway: GatewayProcess, accepted: httpx.Response, headers: dict[str
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("gateway-worker")
-    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+    with new_broker(workdir) as broker:
         with WorkerProcess(broker.url, workdir, free_port(), **INTERNAL_TOKEN) as worker:
             open_gw = GatewayProcess(broker.url, workdir, free_port(), worker.web_url, **INTERNAL_TOKEN, **LIMITS)
             jwt_gw = GatewayProcess(

@@ -10,13 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
 from contracts.state import BatchState
 from contracts.topics import BATCH_STATE_UPDATES, INPUT_TOPICS, Topic
 from streams.decoding import decode_completion
 from tables.projection import apply_update, status_view
 from tests.support import messages as m
-from tests.support.kafka import collect, committed_offsets, produce
+from tests.support.brokers import new_broker
+from tests.support.kafka import collect, committed_offsets, produce, read_to_end, wait_committed_to_end
 from tests.support.processes import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,6 +26,8 @@ BATCHES = 200
 COMMANDS = 4000
 LOG_INFO = {"CONDUCTOR_WORKER_LOG_LEVEL": "info"}  # rebalances and recovery in the log a failure shows
 STEPS = ["spellcheck", "nlp", "cj_assessment", "ai_feedback"]
+GROUP = "batch_conductor"  # the worker's app id: its consumer group
+ANSWERS = [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED]
 
 
 def _key(msg: dict[str, Any]) -> bytes:
@@ -60,7 +63,7 @@ def expected_views(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def actual_views(worker: WorkerProcess, batch_ids: list[str]) -> dict[str, Any]:
     out = {}
-    with httpx.Client(base_url=worker.web_url, timeout=10) as client:
+    with httpx.Client(base_url=worker.web_url, headers=worker.internal_headers, timeout=10) as client:
         for batch in batch_ids:
             response = client.get(f"/batches/{batch}")
             body = response.json() if response.status_code == 200 else {"status": response.status_code}
@@ -119,7 +122,7 @@ def _ranges(numbers: list[int]) -> str:
 async def test_kill_9_mid_stream_loses_nothing_and_answers_each_command_once(tmp_path: Path) -> None:
     prefix = f"crash-{uuid.uuid4().hex[:6]}"
     events, commands = workload(prefix)
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         worker = WorkerProcess(broker.url, tmp_path, free_port(), **LOG_INFO).start_and_wait()
         try:
             await produce(broker.bootstrap, [(e["event_type"], _key(e), m.as_bytes(e)) for e in events[:BATCHES]])
@@ -143,9 +146,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_answers_each_command_once(tmp
                 return answered >= sent.keys()
 
             try:
-                answers = await collect(
-                    broker.bootstrap, [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED], all_answered, 180
-                )
+                await collect(broker.bootstrap, ANSWERS, all_answered, 180)
             except AssertionError as exc:
                 missing = sorted(i for corr, i in sent.items() if corr not in answered)
                 raise AssertionError(
@@ -156,16 +157,12 @@ async def test_kill_9_mid_stream_loses_nothing_and_answers_each_command_once(tmp
             batch_ids = [f"{prefix}-{i}" for i in range(BATCHES)]
             expected = expected_views(events)
             assert_views_become(worker, batch_ids, expected, 60)
+            answers = await every_answer(broker.bootstrap)
         finally:
             worker.stop()
 
-    by_request: dict[str, set[bytes]] = defaultdict(set)
-    copies: dict[str, int] = defaultdict(int)
-    for record in answers:
-        correlation_id = json.loads(record.value)["data"]["client_correlation_id"]
-        by_request[correlation_id].add(record.value)
-        copies[correlation_id] += 1
-    assert set(by_request) == sent.keys()  # every accepted command has an outcome
+    by_request, copies = answers_by_request(answers)
+    assert set(by_request) == sent.keys()  # every accepted command has an outcome, and nothing else has one
     different = {k: v for k, v in by_request.items() if len(v) != 1}
     assert not different, f"{len(different)} command(s) got two different answers"
     duplicates = sum(n - 1 for n in copies.values())
@@ -182,9 +179,7 @@ def start_two_workers(broker_url: str, tmp_path: Path, **env: str) -> tuple[Work
     try:
         second.wait_ready(f"{second.web_url}/healthz", 90)
         wait_until(
-            lambda: all(
-                httpx.get(f"{w.web_url}/assignment/", timeout=5).json().get("actives") for w in (first, second)
-            ),
+            lambda: all(w.get("/assignment/", timeout=5).json().get("actives") for w in (first, second)),
             60,
             "both workers own partitions",
         )
@@ -199,7 +194,7 @@ async def test_survivor_takes_over_and_answers_for_all_batches(tmp_path: Path) -
     prefix = f"takeover-{uuid.uuid4().hex[:6]}"
     batch_ids = [f"{prefix}-{i}" for i in range(16)]
     events = [m.registered(b, [f"{b}-e"]) for b in batch_ids] + [m.spellcheck(b, f"{b}-e") for b in batch_ids]
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         first, second = start_two_workers(broker.url, tmp_path)
         try:
             await produce(broker.bootstrap, [(e["event_type"], _key(e), m.as_bytes(e)) for e in events])
@@ -215,7 +210,7 @@ async def test_survivor_takes_over_and_answers_for_all_batches(tmp_path: Path) -
 async def test_every_input_partition_has_a_committed_offset_once_a_worker_is_ready(tmp_path: Path) -> None:
     # A partition without one is left to the reset policy when its owner dies; Faust 0.15 then lost what it had
     # fetched during the rebalance (streams/faust_fixes.py). Nothing has been produced here: offsets are 0.
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         with WorkerProcess(broker.url, tmp_path, free_port()).start_and_wait():
             topics = [*INPUT_TOPICS, BATCH_STATE_UPDATES]
             committed = await committed_offsets(broker.bootstrap, "batch_conductor", topics, 4)
@@ -226,7 +221,7 @@ async def test_losing_one_of_two_workers_mid_stream_loses_no_command(tmp_path: P
     prefix = f"survive-{uuid.uuid4().hex[:6]}"
     batches = [f"{prefix}-{i}" for i in range(100)]
     commands = [m.command(batches[i % 100], "nlp") for i in range(2000)]
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         first, second = start_two_workers(broker.url, tmp_path, **LOG_INFO)
         try:
             await send_all(broker.bootstrap, [m.registered(b, [f"{b}-e"]) for b in batches])
@@ -243,18 +238,42 @@ async def test_losing_one_of_two_workers_mid_stream_loses_no_command(tmp_path: P
                 return answered >= sent
 
             try:
-                await collect(
-                    broker.bootstrap, [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED], all_answered, 120
-                )
+                await collect(broker.bootstrap, ANSWERS, all_answered, 120)
             except AssertionError as exc:
                 missing = sorted(i for i, c in enumerate(commands) if c["correlation_id"] not in answered)
                 raise AssertionError(
                     f"{exc}\n{len(missing)} command(s) unanswered, indices {_ranges(missing)}\n--- survivor log ---\n"
                     f"{first.log_tail(60)}"
                 ) from None
+            answers = await every_answer(broker.bootstrap)
         finally:
             second.stop()
             first.stop()
+    by_request, _ = answers_by_request(answers)
+    assert set(by_request) == sent
+    different = {k: v for k, v in by_request.items() if len(v) != 1}
+    assert not different, f"{len(different)} command(s) got two different answers"
+
+
+async def every_answer(bootstrap: str) -> list[Any]:
+    """Return every answer on the answer topics once the worker(s) committed the command topic to its end.
+
+    A command's offset is committed only after its answer is acknowledged, so nothing more is coming for the
+    commands sent; the topics are read to their end offsets, not just until each command was seen once.
+    """
+    await wait_committed_to_end(bootstrap, GROUP, [Topic.PIPELINE_COMMAND], 90)
+    return await read_to_end(bootstrap, ANSWERS)
+
+
+def answers_by_request(answers: list[Any]) -> tuple[dict[str, set[bytes]], dict[str, int]]:
+    """Return each command's distinct answers (exact bytes) and how many copies of answers it got."""
+    by_request: dict[str, set[bytes]] = defaultdict(set)
+    copies: dict[str, int] = defaultdict(int)
+    for record in answers:
+        correlation_id = json.loads(record.value)["data"]["client_correlation_id"]
+        by_request[correlation_id].add(record.value)
+        copies[correlation_id] += 1
+    return by_request, copies
 
 
 async def send_all(bootstrap: str, messages: list[dict[str, Any]]) -> None:

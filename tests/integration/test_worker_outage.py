@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
 from tests.support import messages as m
+from tests.support.brokers import new_broker
 from tests.support.kafka import produce
 from tests.support.processes import WorkerProcess, wait_until
 
@@ -22,7 +23,7 @@ def registered_count(worker: WorkerProcess, batch_ids: list[str]) -> int:
     count = 0
     for batch in batch_ids:
         try:
-            response = httpx.get(f"{worker.web_url}/batches/{batch}", timeout=3)
+            response = worker.get(f"/batches/{batch}", timeout=3)
         except httpx.HTTPError:
             continue
         count += response.status_code == 200 and response.json()["registered"]
@@ -34,7 +35,7 @@ async def test_worker_started_before_broker_comes_up_on_its_own(tmp_path: Path) 
     worker = WorkerProcess(f"kafka://127.0.0.1:{port}", tmp_path, free_port()).start()
     try:
         wait_until(lambda: "not reachable" in worker.log_tail(), 30, "worker reports the broker missing")
-        with EmbeddedBroker(port=port, log_path=tmp_path / "broker.log") as broker:
+        with new_broker(tmp_path, port=port) as broker:
             worker.wait_ready(f"{worker.web_url}/healthz", 90)
             batch = f"late-{uuid.uuid4().hex[:6]}"
             event = m.registered(batch, ["e1"])
@@ -46,7 +47,7 @@ async def test_worker_started_before_broker_comes_up_on_its_own(tmp_path: Path) 
 
 
 async def test_frozen_broker_then_thawed_loses_nothing(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         worker = WorkerProcess(broker.url, tmp_path, free_port()).start_and_wait()
         try:
             batch_ids = [f"frozen-{uuid.uuid4().hex[:6]}-{i}" for i in range(100)]

@@ -5,12 +5,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker
+from conductor.brokers import Broker
 from contracts.topics import Topic, dlq_topic
 from tests.support import messages as m
+from tests.support.brokers import new_broker
 from tests.support.kafka import collect, data_of, produce
 from tests.support.processes import WorkerProcess, start_worker, wait_until
 
@@ -20,13 +20,13 @@ OUTPUTS = [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED, Topic.PHAS
 
 
 @pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "broker.log") as running:
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    with new_broker(tmp_path_factory.mktemp("broker")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def worker(own_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def worker(own_broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     with start_worker(own_broker, tmp_path_factory.mktemp("worker")) as running:
         yield running
 
@@ -35,7 +35,7 @@ def new_batch() -> str:
     return f"batch-{uuid.uuid4().hex[:12]}"
 
 
-async def send(broker: EmbeddedBroker, *msgs: dict[str, Any], keyed: bool = True) -> None:
+async def send(broker: Broker, *msgs: dict[str, Any], keyed: bool = True) -> None:
     def key(msg: dict[str, Any]) -> bytes | None:
         data = msg["data"]
         batch = data.get("batch_id") or data.get("entity_id") or data.get("parent_id")
@@ -45,7 +45,7 @@ async def send(broker: EmbeddedBroker, *msgs: dict[str, Any], keyed: bool = True
 
 
 def state_view(worker: WorkerProcess, batch_id: str) -> dict[str, Any] | None:
-    response = httpx.get(f"{worker.web_url}/batches/{batch_id}", timeout=5)
+    response = worker.get(f"/batches/{batch_id}", timeout=5)
     return dict(response.json()) if response.status_code == 200 else None
 
 
@@ -66,7 +66,7 @@ def step(view: dict[str, Any], name: str) -> dict[str, Any]:
     return next(s for s in view["steps"] if s["step"] == name)
 
 
-async def answers(broker: EmbeddedBroker, correlation_id: str, count: int = 1) -> list[Any]:
+async def answers(broker: Broker, correlation_id: str, count: int = 1) -> list[Any]:
     def mine(record: Any) -> bool:
         return str(json.loads(record.value).get("correlation_id")) == correlation_id
 
@@ -76,7 +76,7 @@ async def answers(broker: EmbeddedBroker, correlation_id: str, count: int = 1) -
     return await collect(broker.bootstrap, OUTPUTS, resolved_or_failed, keep=mine)
 
 
-async def request(broker: EmbeddedBroker, batch_id: str, pipeline: str, **kw: Any) -> tuple[dict[str, Any], list[Any]]:
+async def request(broker: Broker, batch_id: str, pipeline: str, **kw: Any) -> tuple[dict[str, Any], list[Any]]:
     cmd = m.command(batch_id, pipeline, **kw)
     await send(broker, cmd)
     records = await answers(broker, cmd["correlation_id"])
@@ -84,7 +84,7 @@ async def request(broker: EmbeddedBroker, batch_id: str, pipeline: str, **kw: An
     return {"topic": final.topic, **data_of(final)}, records
 
 
-async def test_fresh_batch_resolves_full_pipeline(own_broker: EmbeddedBroker, worker: WorkerProcess) -> None:
+async def test_fresh_batch_resolves_full_pipeline(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     await send(own_broker, m.registered(batch, ["e1", "e2"]))
     wait_projected(worker, batch, lambda v: v["registered"])
@@ -96,7 +96,7 @@ async def test_fresh_batch_resolves_full_pipeline(own_broker: EmbeddedBroker, wo
     assert all(r.key == batch.encode() for r in records)
 
 
-async def test_spellcheck_done_for_all_essays_is_pruned(own_broker: EmbeddedBroker, worker: WorkerProcess) -> None:
+async def test_spellcheck_done_for_all_essays_is_pruned(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     await send(own_broker, m.registered(batch, ["e1", "e2"]), m.spellcheck(batch, "e1"), m.spellcheck(batch, "e2"))
     wait_projected(worker, batch, lambda v: step(v, "spellcheck")["status"] == "completed")
@@ -109,9 +109,7 @@ async def test_spellcheck_done_for_all_essays_is_pruned(own_broker: EmbeddedBrok
     ]
 
 
-async def test_spellcheck_done_for_some_essays_prunes_nothing(
-    own_broker: EmbeddedBroker, worker: WorkerProcess
-) -> None:
+async def test_spellcheck_done_for_some_essays_prunes_nothing(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     await send(
         own_broker,
@@ -126,7 +124,7 @@ async def test_spellcheck_done_for_some_essays_prunes_nothing(
     assert answer["pruned_steps"] == []
 
 
-async def test_everything_done_gives_empty_pipeline(own_broker: EmbeddedBroker, worker: WorkerProcess) -> None:
+async def test_everything_done_gives_empty_pipeline(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     essays = ["e1", "e2"]
     await send(
@@ -146,7 +144,7 @@ async def test_everything_done_gives_empty_pipeline(own_broker: EmbeddedBroker, 
 
 
 async def test_later_success_clears_failure_and_events_before_registration_count(
-    own_broker: EmbeddedBroker, worker: WorkerProcess
+    own_broker: Broker, worker: WorkerProcess
 ) -> None:
     batch = new_batch()
     # Completion events first, registration last: they are kept and count once the batch registers.
@@ -163,7 +161,7 @@ async def test_later_success_clears_failure_and_events_before_registration_count
     assert answer["final_pipeline"] == ["nlp"]
 
 
-async def test_2025_generation_messages_are_accepted(own_broker: EmbeddedBroker, worker: WorkerProcess) -> None:
+async def test_2025_generation_messages_are_accepted(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     await send(
         own_broker,
@@ -187,7 +185,7 @@ async def test_2025_generation_messages_are_accepted(own_broker: EmbeddedBroker,
     ],
 )
 async def test_failures_carry_reason_codes(
-    own_broker: EmbeddedBroker, worker: WorkerProcess, register: bool, pipeline: str, user: str, code: str
+    own_broker: Broker, worker: WorkerProcess, register: bool, pipeline: str, user: str, code: str
 ) -> None:
     batch = new_batch()
     if register:
@@ -198,9 +196,7 @@ async def test_failures_carry_reason_codes(
     assert answer["reason_code"] == code and answer["message"]
 
 
-async def test_redelivered_command_gets_byte_identical_answer(
-    own_broker: EmbeddedBroker, worker: WorkerProcess
-) -> None:
+async def test_redelivered_command_gets_byte_identical_answer(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     await send(own_broker, m.registered(batch, ["e1"]))
     wait_projected(worker, batch, lambda v: v["registered"])
@@ -213,11 +209,11 @@ async def test_redelivered_command_gets_byte_identical_answer(
     await send(own_broker, cmd)
     both = await answers(own_broker, cmd["correlation_id"], count=2)
     assert len(both) == 2 and both[0].value == both[1].value == first[0].value
-    outcome = httpx.get(f"{worker.web_url}/batches/{batch}/requests/{cmd['correlation_id']}", timeout=5).json()
+    outcome = worker.get(f"/batches/{batch}/requests/{cmd['correlation_id']}", timeout=5).json()
     assert outcome["final_pipeline"] == ["spellcheck", "nlp"]
 
 
-async def test_unkeyed_command_is_rerouted_and_answered(own_broker: EmbeddedBroker, worker: WorkerProcess) -> None:
+async def test_unkeyed_command_is_rerouted_and_answered(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     await send(own_broker, m.registered(batch, ["e1"]))
     wait_projected(worker, batch, lambda v: v["registered"])
@@ -237,7 +233,7 @@ POISON: list[tuple[str, bytes, str]] = [
 
 @pytest.mark.parametrize("topic", [Topic.SPELLCHECK_COMPLETED, Topic.PIPELINE_COMMAND])
 async def test_poison_messages_go_to_dlq_and_the_stream_goes_on(
-    own_broker: EmbeddedBroker, worker: WorkerProcess, topic: str
+    own_broker: Broker, worker: WorkerProcess, topic: str
 ) -> None:
     batch = new_batch()
     wrong_type = m.spellcheck(batch, "e1")
@@ -268,16 +264,15 @@ async def test_poison_messages_go_to_dlq_and_the_stream_goes_on(
     record = json.loads(dead[0].value)
     assert record["service"] == "batch_conductor_service" and record["schema_version"] == 1
     assert record["additional_metadata"]["source_topic"] == topic
-    metrics = httpx.get(f"{worker.web_url}/metrics", timeout=5).text
+    metrics = worker.get("/metrics", timeout=5).text
     assert f'conductor_worker_dlq_records_total{{topic="{topic}"}}' in metrics
 
 
 def test_views_answer_404_for_unknown_keys(worker: WorkerProcess) -> None:
-    assert httpx.get(f"{worker.web_url}/batches/never-seen", timeout=5).status_code == 404
-    url = f"{worker.web_url}/batches/never-seen/requests/{uuid.uuid4()}"
-    assert httpx.get(url, timeout=5).status_code == 404
+    assert worker.get("/batches/never-seen", timeout=5).status_code == 404
+    assert worker.get(f"/batches/never-seen/requests/{uuid.uuid4()}").status_code == 404
 
 
 def test_operator_views_are_on(worker: WorkerProcess) -> None:
     for path in ("/", "/router/", "/assignment/", "/healthz", "/metrics"):
-        assert httpx.get(f"{worker.web_url}{path}", timeout=5).status_code == 200, path
+        assert worker.get(f"{path}", timeout=5).status_code == 200, path

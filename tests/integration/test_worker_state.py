@@ -5,11 +5,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from tests.support import messages as m
+from tests.support.brokers import new_broker
 from tests.support.kafka import produce
 from tests.support.processes import WorkerProcess, wait_until
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 BATCHES = 12
 
 
-async def seed(broker: EmbeddedBroker, worker: WorkerProcess, prefix: str) -> dict[str, Any]:
+async def seed(broker: Broker, worker: WorkerProcess, prefix: str) -> dict[str, Any]:
     """Register BATCHES batches with mixed outcomes, then request a pipeline for each; return their settled views."""
     batch_ids = [f"{prefix}-{i}" for i in range(BATCHES)]
     msgs: list[dict[str, Any]] = []
@@ -41,7 +42,7 @@ def _key(msg: dict[str, Any]) -> bytes:
 def views(worker: WorkerProcess, batch_ids: list[str]) -> dict[str, Any]:
     out = {}
     for batch in batch_ids:
-        response = httpx.get(f"{worker.web_url}/batches/{batch}", timeout=5)
+        response = worker.get(f"/batches/{batch}", timeout=5)
         out[batch] = response.json() if response.status_code == 200 else response.status_code
     return out
 
@@ -66,7 +67,7 @@ def settled(worker: WorkerProcess, batch_ids: list[str], requests: bool) -> dict
 
 
 async def test_deleted_store_is_rebuilt_identically_from_changelog(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         worker = WorkerProcess(broker.url, tmp_path, free_port()).start_and_wait()
         try:
             before = await seed(broker, worker, f"rec-{uuid.uuid4().hex[:6]}")
@@ -82,14 +83,14 @@ async def test_deleted_store_is_rebuilt_identically_from_changelog(tmp_path: Pat
 
 
 async def test_two_workers_split_partitions_and_answer_for_any_batch(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with new_broker(tmp_path) as broker:
         first = WorkerProcess(broker.url, tmp_path, free_port()).start_and_wait()
         second = WorkerProcess(broker.url, tmp_path, free_port()).start()
         try:
             second.wait_ready(f"{second.web_url}/healthz", 90)
 
             def split() -> bool:
-                mine = [httpx.get(f"{w.web_url}/assignment/", timeout=5).json() for w in (first, second)]
+                mine = [w.get("/assignment/", timeout=5).json() for w in (first, second)]
                 return all(a.get("actives") for a in mine)
 
             wait_until(split, 60, "both workers own partitions")

@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 
-from conductor.broker import EmbeddedBroker, free_port
+from conductor.broker import free_port
+from conductor.brokers import Broker
 from tests.support.processes import REPO, ServiceProcess, http_ok, wait_until
 
 
@@ -77,7 +78,7 @@ class GatewayProcess(ServiceProcess):
 
 
 def start_gateway(
-    broker: EmbeddedBroker,
+    broker: Broker,
     tmp_path: Path,
     *,
     worker_url: str = "http://127.0.0.1:9",

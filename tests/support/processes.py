@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 from conductor import waiting as conductor_waiting
 from conductor.broker import die_with_parent
 from conductor.waiting import http_ok
@@ -103,6 +105,16 @@ class WorkerProcess(ServiceProcess):
         """Return the worker's web base URL."""
         return f"http://127.0.0.1:{self.web_port}"
 
+    @property
+    def internal_headers(self) -> dict[str, str]:
+        """Return the X-Internal-Token header this worker's views require (none when it has no token)."""
+        token = self.env.get("CONDUCTOR_INTERNAL_TOKEN", os.environ.get("CONDUCTOR_INTERNAL_TOKEN", ""))
+        return {"X-Internal-Token": token} if token else {}
+
+    def get(self, path: str, timeout: float = 5.0) -> httpx.Response:
+        """GET one of the worker's web paths, with the internal token it requires."""
+        return httpx.get(f"{self.web_url}{path}", headers=self.internal_headers, timeout=timeout)
+
     def start_and_wait(self, timeout: float = 90.0) -> "WorkerProcess":
         """Start and wait for /healthz (partitions assigned, tables recovered)."""
         self.start()
@@ -117,7 +129,7 @@ class WorkerProcess(ServiceProcess):
 
 
 def start_worker(broker: object, tmp_path: Path, **env: str) -> WorkerProcess:
-    """Return a started, ready worker (a context manager that stops it) on `broker` (an EmbeddedBroker)."""
+    """Return a started, ready worker (a context manager that stops it) on `broker` (an Broker)."""
     from conductor.broker import free_port
 
     return WorkerProcess(str(broker.url), tmp_path, free_port(), **env).start_and_wait()
