@@ -106,7 +106,7 @@ def test_schemathesis_checks_all_phases_pass(
             command += ["-H", f"Authorization: Bearer {token(owner, exp=int(time.time()) + 3600)}"]
         hooks_env = {"SCHEMATHESIS_HOOKS": "tests.support.schemathesis_hooks", "PYTHONPATH": str(REPO)}
         run = subprocess.run(
-            command, cwd=REPO, env={**os.environ, **hooks_env}, capture_output=True, text=True, timeout=900
+            command, cwd=tmp_path, env={**os.environ, **hooks_env}, capture_output=True, text=True, timeout=900
         )
         output = run.stdout + run.stderr
         assert run.returncode == 0 and "No issues found" in output, output[-6000:]
