@@ -30,12 +30,13 @@ lint: $(STAMP)
 
 # Coverage: each pytest run adds its data (and that of the worker, gateway and dev processes it starts, see
 # [tool.coverage.run] in pyproject.toml) to .coverage; one report and the gate then read all of it.
-# The suite runs twice: on the embedded broker (everything), then on Apache Kafka (integration and functional tests;
-# unit tests touch no broker). CONDUCTOR_TEST_BROKER / `pytest --broker kafka` picks one by hand.
+# The suite runs twice: on the embedded broker (everything), then on Apache Kafka (integration and functional tests,
+# without those of the gateway's HTTP surface, whose broker only takes the commands: marker http_surface, README).
+# CONDUCTOR_TEST_BROKER / `pytest --broker kafka` picks one by hand.
 test: lint kafka-tools clients browser
 	$(BIN)/coverage erase
 	$(BIN)/pytest --broker embedded --cov --cov-append --cov-report=
-	$(BIN)/pytest tests/integration tests/functional --broker kafka --cov --cov-append --cov-report=
+	$(BIN)/pytest tests/integration tests/functional --broker kafka -m "not http_surface" --cov --cov-append --cov-report=
 	$(BIN)/coverage report --skip-covered
 	$(BIN)/coverage xml --quiet
 	$(BIN)/coverage report --include='contracts/*,streams/resolution.py,tables/projection.py' --fail-under=90

@@ -32,7 +32,7 @@ from tests.support.kafka import produce
 from tests.support.processes import REPO, WorkerProcess, wait_until
 from tests.support.tokens import JWT_ENV, token
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.http_surface]
 
 CLIENT = REPO / "clients" / "typescript"
 WEB = REPO / "clients" / "web"

@@ -11,7 +11,7 @@ from conductor.brokers import Broker
 from tests.support.browser import rendered_dom
 from tests.support.gateway_process import GatewayProcess, start_gateway
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.http_surface]
 
 
 @pytest.fixture(scope="module")

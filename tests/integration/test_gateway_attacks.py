@@ -33,7 +33,7 @@ from tests.support.processes import wait_until
 from tests.support.stub_worker import StubWorker
 from tests.support.tokens import AUDIENCE, ISSUER, JWT_ENV, SECRET, bearer, token
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.http_surface]
 
 BURST_LIMIT = 20  # per minute: a window no burst can outlast
 BURST_SIZE = 60

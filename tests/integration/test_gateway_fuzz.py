@@ -49,7 +49,7 @@ from tests.support.processes import REPO
 from tests.support.stub_worker import StubWorker
 from tests.support.tokens import JWT_ENV, bearer, token
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.http_surface]
 
 MAX_EXAMPLES = 50  # fuzzing-phase examples per operation (explicit examples and coverage cases come on top)
 OWNER = "teacher-1"

@@ -21,6 +21,7 @@ from tests.support.stub_worker import StubWorker
 REDIS_UNAVAILABLE = unavailable_reason()
 
 pytestmark = [
+    pytest.mark.http_surface,
     pytest.mark.integration,
     pytest.mark.skipif(REDIS_UNAVAILABLE is not None, reason=REDIS_UNAVAILABLE or ""),
 ]

@@ -32,7 +32,7 @@ from tests.support.kafka import produce
 from tests.support.processes import REPO, WorkerProcess, wait_until
 from tests.support.tokens import JWT_ENV, token
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.http_surface]
 
 MAX_EXAMPLES = 50  # fuzzing examples per operation; the coverage and stateful phases add their own cases
 SEEDED = {"none": ("contract-seeded-open", "dev-user"), "jwt": ("contract-seeded-jwt", "teacher-contract")}
