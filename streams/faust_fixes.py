@@ -136,3 +136,23 @@ def install_seek_uncommitted_to_earliest() -> None:
 
     consumer_cls.perform_seek = perform_seek
     consumer_cls._conductor_seek_uncommitted = True
+
+
+FIXES = {
+    "seek-uncommitted": install_seek_uncommitted_to_earliest,
+    "refetch": install_refetch_after_seek,
+    "head-gap": install_no_commit_over_head_gap,
+}
+
+
+def install_fixes(disabled: str = "") -> None:
+    """Install every fix except those named in `disabled` (comma-separated; diagnostics only)."""
+    left_out = {name.strip() for name in disabled.split(",") if name.strip()}
+    unknown = left_out - FIXES.keys()
+    if unknown:
+        raise ValueError(f"unknown Faust fix(es) {sorted(unknown)}; known: {sorted(FIXES)}")
+    for name, install in FIXES.items():
+        if name in left_out:
+            log.warning("Faust consumer fix %r left out (diagnostics only): input may be lost", name)
+        else:
+            install()
