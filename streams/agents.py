@@ -112,6 +112,11 @@ async def _settle(events: Sequence[EventT[Any]], body: Body) -> None:
         except Exception as exc:  # an unexpected failure: loud, retried, never acked as processed
             log.exception("batch of %d event(s) failed (attempt %d of %d)", len(events), attempt, BATCH_ATTEMPTS)
             metrics.EVENTS.labels(events[0].message.topic, "batch_failed").inc(len(events))
+            if app.rebalancing:
+                # The partitions may be leaving this worker: keep the offsets uncommitted. The seek that ends the
+                # rebalance fetches the events again, here or on their new owner.
+                withhold_acks(events)
+                return
             last: Exception = exc
             await asyncio.sleep(RETRY_SECONDS * attempt)
     failed: list[tuple[EventT[Any], Exception]] = []
