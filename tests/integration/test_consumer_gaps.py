@@ -185,6 +185,7 @@ def test_a_raising_batch_is_retried_then_dead_lettered_and_the_rest_processed(tm
     poison = (BATCH_STATE_UPDATES, poison_key, b'{"not": "an update"}')
     with new_broker(tmp_path) as broker:
         with WorkerProcess(broker.url, tmp_path, free_port(), **worker_env()).start_and_wait() as worker:
+            assert_fixes_active(worker)
             good = list(map(registered, batches))
             asyncio.run(produce(broker.bootstrap, [*good[:20], poison, *good[20:]]))
             wait_known(worker, batches)
