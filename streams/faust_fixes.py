@@ -170,6 +170,14 @@ def _stream_partitions(consumer: Any) -> set[Any]:
     return {tp for tp in consumer.assignment() if not consumer._is_changelog_tp(tp) and acks_enabled_for(tp.topic)}
 
 
+def _reassigning(consumer: Any) -> bool:
+    """Return whether aiokafka is between a revocation and the next assignment."""
+    try:
+        return bool(consumer._thread._consumer._subscription.reassignment_in_progress)
+    except AttributeError:
+        return False
+
+
 def to_rewind(committed: dict[Any, int | None], earliest: dict[Any, int]) -> dict[Any, int]:
     """Return the partitions to seek to their log start: no committed offset, or one below the log start."""
     return {
@@ -186,6 +194,11 @@ def install_seek_uncommitted_to_earliest(fix: str = "seek-uncommitted") -> None:
             await original(self)
             if self.app.conf.consumer_auto_offset_reset != "earliest":
                 return  # only the policy this service runs with (Faust's default) is made exact
+            if _reassigning(self):
+                # Faust's getmany also seeks when a rebalance stops the flow mid-fetch: the assignment is not settled
+                # then, and a commit there could wait on the consumer thread that the rebalance holds. The seek
+                # after the assignment and recovery does it.
+                return
             partitions = _stream_partitions(self)
             if not partitions:
                 return

@@ -44,6 +44,7 @@ FINGERPRINTS = {
     "aiokafka.consumer.fetcher:FetchResult.getall": "3e717e30de5068d5",
     "aiokafka.consumer.fetcher:FetchResult.check_assignment": "b5340df67e3f330f",
     "aiokafka.consumer.consumer:AIOKafkaConsumer.seek_to_committed": "f6cd85c8b70a4ccf",
+    "aiokafka.consumer.subscription_state:SubscriptionState.reassignment_in_progress": "6876e75ff981ea26",
 }
 
 
@@ -52,6 +53,8 @@ def _original(target: str) -> Any:
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
+    if isinstance(obj, property):
+        obj = obj.fget
     return inspect.unwrap(obj)  # past our own wrappers, if installed in this process
 
 
