@@ -73,7 +73,7 @@ class EmbeddedBroker:
         """Return the broker URL in Faust's form (`kafka://host:port`)."""
         return f"kafka://{self.bootstrap}"
 
-    def service_env(self) -> dict[str, str]:
+    def service_env(self, internal_token: str = "") -> dict[str, str]:
         """Return the settings workers and gateways run with on this broker (the local profile's defaults)."""
         return {}
 

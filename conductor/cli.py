@@ -5,6 +5,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from contracts.pipelines import PipelineCatalog, PipelineError, load_catalog
 
@@ -69,6 +70,79 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kafka(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from conductor.broker import BrokerError
+    from conductor.kafka_cluster import KafkaCluster, KafkaUnavailable, kafka_version
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    cluster = KafkaCluster(nodes=args.nodes, port=args.port, data_dir=args.data_dir, host=args.host)
+    print(
+        f"starting Apache Kafka {kafka_version()} (KRaft), {args.nodes} node(s), data in {cluster.data_dir}...",
+        flush=True,
+    )
+    try:
+        cluster.start()
+    except KafkaUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        for node in cluster.members:
+            print(
+                f"  node {node.node_id}: clients {node.bootstrap}, controller {cluster.host}:{node.controller_port}, "
+                f"log {node.log_path}"
+            )
+        print(f"bootstrap: {cluster.bootstrap}", flush=True)
+        print(
+            f"  e.g. CONDUCTOR_BROKER={cluster.url} conductor worker --profile production; Ctrl-C to stop", flush=True
+        )
+        try:
+            while not stop.wait(0.5):
+                dead = [n.node_id for n in cluster.members if not n.alive()]
+                if dead:
+                    print(f"error: node(s) {dead} exited; see their server.log", file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    finally:
+        print("stopping Kafka (controlled shutdown)...", flush=True)
+        cluster.stop()
+    print("Kafka stopped")
+    return 0
+
+
+def _add_kafka(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    kafka = sub.add_parser(
+        "kafka",
+        help="run Apache Kafka (KRaft, from Maven Central) on loopback in the foreground",
+        description=(
+            "Run a local Apache Kafka cluster: every node is controller and broker. Node i serves clients on "
+            "port + i - 1 and its controller on port + 100 + i - 1. State (topics, offsets, table changelogs) lives "
+            "under --data-dir and survives a restart; remove that directory to start afresh. Needs java and, on "
+            "first use, mvn (the jars are resolved once into ~/.cache/batch-conductor/kafka or CONDUCTOR_KAFKA_CACHE)."
+        ),
+    )
+    kafka.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="1 node, or a 3-node quorum with replication factor 3 and min.insync.replicas 2 (default: %(default)s)",
+    )
+    kafka.add_argument("--port", type=int, default=9092, help="client port of node 1 (default: %(default)s)")
+    kafka.add_argument(
+        "--data-dir", type=Path, default=Path("data/kafka"), help="log dirs and cluster id (default: %(default)s)"
+    )
+    kafka.add_argument("--host", default="127.0.0.1", help="listener address (default: %(default)s)")
+    kafka.set_defaults(func=_kafka)
+
+
 def _flags_to_env(args: argparse.Namespace, names: dict[str, str]) -> None:
     """Hand CLI flags to the process's settings object, which reads CONDUCTOR_* variables once."""
     import os
@@ -77,6 +151,13 @@ def _flags_to_env(args: argparse.Namespace, names: dict[str, str]) -> None:
         value = getattr(args, attr, None)
         if value is not None:
             os.environ[env] = str(value)
+
+
+def _print_setting_errors(process: str, exc: Any) -> None:
+    """Print one `error:` line per invalid setting of a pydantic ValidationError (no input values: secrets)."""
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "settings"
+        print(f"error: {process} setting {where}: {error['msg']}", file=sys.stderr)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -91,6 +172,15 @@ def _worker(args: argparse.Namespace) -> int:
             "pipelines": "CONDUCTOR_PIPELINES_FILE",
         },
     )
+    from pydantic import ValidationError
+
+    from streams.settings import get_settings
+
+    try:
+        get_settings()  # read once here, so that an unsafe or invalid setting is an error line, not a traceback
+    except ValidationError as exc:
+        _print_setting_errors("worker", exc)
+        return EXIT_INVALID
     from streams.worker import run_worker
 
     return run_worker()
@@ -124,6 +214,9 @@ def _dev(args: argparse.Namespace) -> int:
             workers=args.workers,
             demo=args.demo,
             data_dir=args.data_dir,
+            broker=args.broker,
+            kafka_nodes=args.kafka_nodes,
+            fresh=args.fresh,
         )
     )
 
@@ -131,18 +224,31 @@ def _dev(args: argparse.Namespace) -> int:
 def _add_dev(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     dev = sub.add_parser(
         "dev",
-        help="run the whole flow locally: embedded broker, worker(s) and gateway (Ctrl-C stops all)",
-        description="Start the embedded broker, N workers and the gateway; print their URLs; stop all on Ctrl-C.",
+        help="run the whole flow locally: a broker, worker(s) and the gateway (Ctrl-C stops all)",
+        description="Start a broker (embedded or Apache Kafka), N workers and the gateway; print their URLs; "
+        "stop all on Ctrl-C.",
     )
     dev.add_argument("--demo", action="store_true", help="register sample batches with some steps already done")
     dev.add_argument("--workers", type=int, default=1, help="number of workers (default: %(default)s)")
-    dev.add_argument("--broker-port", type=int, default=9092, help="embedded broker port (default: %(default)s)")
+    dev.add_argument(
+        "--broker",
+        choices=["embedded", "kafka"],
+        default="embedded",
+        help="embedded: Tansu, in memory, needs only Python; kafka: Apache Kafka (needs java and mvn), state kept "
+        "under --data-dir across restarts (default: %(default)s)",
+    )
+    dev.add_argument("--kafka-nodes", type=int, choices=(1, 3), default=1, help="Kafka nodes (default: %(default)s)")
+    dev.add_argument("--fresh", action="store_true", help="with --broker kafka: wipe --data-dir first (start afresh)")
+    dev.add_argument("--broker-port", type=int, default=9092, help="broker port, node 1's (default: %(default)s)")
     dev.add_argument("--gateway-port", type=int, default=4001, help="gateway port (default: %(default)s)")
     dev.add_argument(
         "--worker-port", type=int, default=4002, help="first worker's web port; others count up (default: %(default)s)"
     )
     dev.add_argument(
-        "--data-dir", type=Path, default=Path("data/dev"), help="logs and worker stores, wiped at start (%(default)s)"
+        "--data-dir",
+        type=Path,
+        default=Path("data/dev"),
+        help="logs, worker stores and Kafka's data; wiped at start with the embedded broker (%(default)s)",
     )
     dev.set_defaults(func=_dev)
 
@@ -196,9 +302,7 @@ def _gateway(args: argparse.Namespace) -> int:
     try:
         settings = GatewaySettings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(p) for p in error["loc"]) or "settings"
-            print(f"error: gateway setting {where}: {error['msg']}", file=sys.stderr)
+        _print_setting_errors("gateway", exc)
         return EXIT_INVALID
     try:
         run(settings)
@@ -233,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pipelines(sub)
     _add_broker(sub)
+    _add_kafka(sub)
     _add_worker(sub)
     _add_dev(sub)
     _add_gateway(sub)

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -11,8 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conductor.broker import EmbeddedBroker, die_with_parent
+from conductor.broker import BrokerError, die_with_parent
+from conductor.brokers import create_broker
 from conductor.kafka_admin import ensure_topics
+from conductor.kafka_cluster import KafkaUnavailable
 from conductor.waiting import http_ok
 from contracts.topics import all_topics
 
@@ -85,6 +88,9 @@ class DevOptions:
     demo: bool = False
     data_dir: Path = Path("data/dev")
     partitions: int = 4
+    broker: str = "embedded"
+    kafka_nodes: int = 1
+    fresh: bool = False
 
 
 def _say(text: str) -> None:
@@ -95,16 +101,32 @@ def run_dev(options: DevOptions, stop: threading.Event | None = None) -> int:
     """Start everything, print the URLs, wait for Ctrl-C (or `stop`), stop gateway, workers, then broker."""
     stop = stop or threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    # The broker keeps nothing across restarts, so neither may the workers' local stores.
-    shutil.rmtree(options.data_dir, ignore_errors=True)
-    options.data_dir.mkdir(parents=True)
-    broker = EmbeddedBroker(port=options.broker_port, log_path=options.data_dir / "broker.log")
+    kafka = options.broker == "kafka"
+    if not kafka or options.fresh:
+        # The embedded broker keeps nothing across restarts, so neither may the workers' local stores.
+        shutil.rmtree(options.data_dir, ignore_errors=True)
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    broker = create_broker(
+        options.broker,
+        port=options.broker_port,
+        nodes=options.kafka_nodes,
+        data_dir=options.data_dir / "kafka",
+        log_dir=options.data_dir,
+    )
     children: list[Child] = []
     try:
+        if kafka:
+            _say(
+                f"starting Apache Kafka, {options.kafka_nodes} node(s), state in {options.data_dir} (kept; "
+                "--fresh wipes it)..."
+            )
         broker.start()
-        _say(f"embedded broker on {broker.bootstrap} (in memory)")
-        asyncio.run(ensure_topics(broker.bootstrap, all_topics(), options.partitions))
-        env = {"CONDUCTOR_TOPIC_PARTITIONS": str(options.partitions)}
+        _say(f"{broker.kind} broker on {broker.bootstrap}" + ("" if kafka else " (in memory)"))
+        # On Kafka the services run the production profile (idempotent producers, consistency checks) with a
+        # token between gateway and workers made for this run.
+        env = {"CONDUCTOR_TOPIC_PARTITIONS": str(options.partitions), **broker.service_env(secrets.token_hex(16))}
+        replication = int(env.get("CONDUCTOR_TOPIC_REPLICATION_FACTOR", "1"))
+        asyncio.run(ensure_topics(broker.bootstrap, all_topics(), options.partitions, replication))
         for index in range(options.workers):
             port = options.worker_port + index
             children.append(
@@ -162,7 +184,10 @@ def run_dev(options: DevOptions, stop: threading.Event | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 0
-    except DevError as exc:
+    except KafkaUnavailable as exc:
+        _say(f"error: {exc}")
+        return 2
+    except (DevError, BrokerError) as exc:
         _say(f"error: {exc}")
         return 1
     finally:

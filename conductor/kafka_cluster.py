@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -95,9 +96,19 @@ def resolve_jars(progress: bool = True) -> Path:
     if progress:
         print(f"resolving Apache Kafka {kafka_version()} from Maven Central into {lib} (once)...", flush=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={staging}",
-         "-DincludeScope=runtime"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
         shutil.rmtree(staging, ignore_errors=True)
@@ -172,9 +183,17 @@ class KafkaNode:
 
     def _java(self, *args: str) -> list[str]:
         return [
-            self.cluster.java, f"-Xms{self.cluster.heap_mb // 4}m", f"-Xmx{self.cluster.heap_mb}m",
-            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{LOG4J}", "-cp", f"{self.cluster.lib}/*", *args,
+            self.cluster.java,
+            f"-Xms{self.cluster.heap_mb // 4}m",
+            f"-Xmx{self.cluster.heap_mb}m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{LOG4J}",
+            "-cp",
+            f"{self.cluster.lib}/*",
+            *args,
         ]
 
     def format_storage(self) -> None:
@@ -184,8 +203,12 @@ class KafkaNode:
         if (self.dir / "data" / "meta.properties").exists():
             return
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", self.cluster.cluster_id, "-c", str(props)),
-            capture_output=True, text=True, check=False,
+            self._java(
+                "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster.cluster_id}", "-c", str(props)
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise BrokerError(f"formatting node {self.node_id} failed:\n{(result.stdout + result.stderr)[-2000:]}")
@@ -196,7 +219,9 @@ class KafkaNode:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self._java("kafka.Kafka", str(self.dir / "server.properties")),
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             # Own session: Ctrl-C reaches only the parent, which stops the nodes itself; SIGKILL if the parent dies.
             start_new_session=True,
             preexec_fn=lambda: die_with_parent(signal.SIGKILL),
@@ -306,8 +331,11 @@ class KafkaCluster:
                 )
             self.cluster_id = str(known["cluster_id"])
         else:
-            # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding (22 characters).
-            self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding (22 characters); like
+            # Kafka's own Uuid.randomUuid(), never one that starts with "-" (a command line would take it for a flag).
+            self.cluster_id = "-"
+            while self.cluster_id.startswith("-"):
+                self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             meta.write_text(json.dumps({"cluster_id": self.cluster_id, "nodes": self.nodes}))
 
     def start(self, timeout: float = 90.0) -> "KafkaCluster":
@@ -335,7 +363,9 @@ class KafkaCluster:
             for node in self.members:
                 if node.process is not None and node.process.poll() is not None:
                     raise BrokerError(f"kafka node {node.node_id} exited; see {node.log_path}")
-            seen = asyncio.run(live_brokers(self.bootstrap))
+            # In a thread of its own: the caller may be inside an event loop (an async test).
+            with ThreadPoolExecutor(1) as pool:
+                seen = pool.submit(asyncio.run, live_brokers(self.bootstrap)).result()
             if seen >= count:
                 return
             time.sleep(0.2)

@@ -10,6 +10,7 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from conductor.cli import build_parser
+from conductor.kafka_cluster import KafkaCluster, kafka_version
 from gateway.settings import GatewaySettings
 from streams.settings import WorkerSettings
 
@@ -39,11 +40,45 @@ def resolved_env(service: str) -> dict[str, str]:
     return {k: substitute(str(v)) for k, v in SERVICES[service]["environment"].items()}
 
 
-def test_kafka_runs_in_kraft_mode() -> None:
-    kafka = SERVICES["kafka"]
-    assert kafka["image"].startswith("apache/kafka:")
-    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
-    assert "healthcheck" in kafka
+KAFKA_NODES = ["kafka-1", "kafka-2", "kafka-3"]
+# What only the local cluster sets: its loopback listeners and dirs, and thread counts for 2-core machines.
+LOCAL_ONLY = {
+    "node.id",
+    "listeners",
+    "advertised.listeners",
+    "controller.quorum.voters",
+    "log.dirs",
+    "num.network.threads",
+    "num.io.threads",
+}
+
+
+def kafka_properties(service: str) -> dict[str, str]:
+    """A compose Kafka service's settings as server.properties keys (KAFKA_FOO_BAR -> foo.bar)."""
+    env = SERVICES[service]["environment"]
+    kafka = {k.removeprefix("KAFKA_"): str(v) for k, v in env.items() if k.startswith("KAFKA_")}
+    return {k.lower().replace("_", "."): v for k, v in kafka.items()}
+
+
+def test_production_kafka_is_a_three_node_kraft_quorum_with_replication_factor_3() -> None:
+    voters = {SERVICES[name]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for name in KAFKA_NODES}
+    assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert [SERVICES[name]["environment"]["KAFKA_NODE_ID"] for name in KAFKA_NODES] == ["1", "2", "3"]
+    assert len({str(SERVICES[name]["volumes"]) for name in KAFKA_NODES}) == 3  # a log dir each
+    assert all("healthcheck" in SERVICES[name] for name in KAFKA_NODES)
+    assert resolved_env("worker")["CONDUCTOR_TOPIC_REPLICATION_FACTOR"] == "3"
+
+
+@pytest.mark.parametrize("service", KAFKA_NODES)
+def test_compose_kafka_runs_what_the_local_cluster_runs(service: str) -> None:
+    """Same release as deploy/kafka/pom.xml, same settings as `conductor kafka --nodes 3` (listeners aside)."""
+    assert SERVICES[service]["image"] == f"apache/kafka:{kafka_version()}"
+    local = KafkaCluster(nodes=3, port=9092, data_dir=Path("/nonexistent")).members[0].properties()
+    compose = kafka_properties(service)
+    expected = {k: v for k, v in local.items() if k not in LOCAL_ONLY}
+    assert {k: compose.get(k) for k in expected} == expected
+    extra = set(compose) - set(local) - {"log.dirs"}
+    assert not extra, f"compose sets what the local cluster does not: {sorted(extra)}"
 
 
 @pytest.mark.parametrize(("service", "settings"), [("worker", WorkerSettings), ("gateway", GatewaySettings)])
@@ -61,7 +96,7 @@ def test_compose_environment_is_valid_production_config(
     for key, value in resolved_env(service).items():
         monkeypatch.setenv(key, value)
     loaded: Any = settings()
-    assert loaded.broker == "kafka://kafka:9092"
+    assert loaded.broker == "kafka://kafka-1:9092,kafka://kafka-2:9092,kafka://kafka-3:9092"
 
 
 @pytest.mark.parametrize("service", ["worker", "gateway"])
@@ -96,3 +131,10 @@ def test_dockerfile_ships_every_package_and_the_cli() -> None:
         assert f"COPY {package} " in dockerfile
     assert 'ENTRYPOINT ["conductor"]' in dockerfile
     assert SERVICES["worker"]["image"] == SERVICES["gateway"]["image"]
+
+
+def test_the_image_installs_the_locked_dependencies() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "pip install --require-hashes -r requirements/runtime.txt" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
+    assert (REPO / "requirements" / "runtime.txt").exists()
