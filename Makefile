@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
-.PHONY: run test lint unit bench lock clean kafka-tools
+.PHONY: run test lint unit bench lock clean kafka-tools clients browser
 
 # Installs come from the lock files in requirements/ (every package pinned, with its hashes); `make lock` refreshes
 # them. pip installs the tools (pip, uv, setuptools), uv the rest (parallel downloads). The venv is brought up to
@@ -32,7 +32,7 @@ lint: $(STAMP)
 # [tool.coverage.run] in pyproject.toml) to .coverage; one report and the gate then read all of it.
 # The suite runs twice: on the embedded broker (everything), then on Apache Kafka (integration and functional tests;
 # unit tests touch no broker). CONDUCTOR_TEST_BROKER / `pytest --broker kafka` picks one by hand.
-test: lint kafka-tools
+test: lint kafka-tools clients browser
 	$(BIN)/coverage erase
 	$(BIN)/pytest --broker embedded --cov --cov-append --cov-report=
 	$(BIN)/pytest tests/integration tests/functional --broker kafka --cov --cov-append --cov-report=
@@ -49,6 +49,26 @@ kafka-tools:
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
+
+# The TypeScript client and the reference page (Node.js 20+ with npm): npm ci when a lockfile changed, build the page
+# when its sources changed. `conductor dev` builds the page by itself when it is missing or stale.
+CLIENT_DEPS := clients/typescript/node_modules/.package-lock.json
+WEB_DEPS    := clients/web/node_modules/.package-lock.json
+WEB_PAGE    := clients/web/dist/index.html
+
+$(CLIENT_DEPS): clients/typescript/package-lock.json
+	cd clients/typescript && npm ci --no-audit --no-fund
+$(WEB_DEPS): clients/web/package-lock.json
+	cd clients/web && npm ci --no-audit --no-fund
+$(WEB_PAGE): $(CLIENT_DEPS) $(WEB_DEPS) $(shell find clients/web/src clients/typescript/src -type f) \
+		clients/web/index.html clients/web/vite.config.ts
+	cd clients/web && npm run build
+
+clients: $(WEB_PAGE)
+
+# Debian's Chromium for the browser tests (docs pages, reference page); Playwright drives it, it downloads nothing.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 # Benchmarks (not part of `make test`): bench-only packages, and wrk (Debian) for the gateway's HTTP load.
 $(BENCH_STAMP): $(STAMP) requirements/bench.txt

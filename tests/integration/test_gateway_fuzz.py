@@ -67,7 +67,14 @@ CHECKS = [
 
 def _document() -> dict[str, Any]:
     """Return the OpenAPI document the gateway builds (in-process, at collection: schemathesis needs it then)."""
-    return create_app(GatewaySettings(pipelines_file=REPO / "pipelines.yaml")).openapi()
+    settings = GatewaySettings(
+        pipelines_file=REPO / "pipelines.yaml",
+        auth_mode="jwt",
+        jwt_secret=JWT_ENV["CONDUCTOR_GATEWAY_JWT_SECRET"],
+        jwt_issuer=JWT_ENV["CONDUCTOR_GATEWAY_JWT_ISSUER"],
+        jwt_audience=JWT_ENV["CONDUCTOR_GATEWAY_JWT_AUDIENCE"],
+    )
+    return create_app(settings).openapi()  # the document of auth mode jwt, as the fuzzed gateway serves it
 
 
 DOCUMENT = _document()
@@ -110,7 +117,13 @@ def gateway(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     workdir = tmp_path_factory.mktemp("gateway-fuzz")
     with EveryBatchStub() as stub:
         process = GatewayProcess(
-            broker.url, workdir, free_port(), stub.url, CONDUCTOR_GATEWAY_RATE_LIMIT_ENABLED="false", **JWT_ENV
+            broker.url,
+            workdir,
+            free_port(),
+            stub.url,
+            CONDUCTOR_GATEWAY_RATE_LIMIT_ENABLED="false",
+            CONDUCTOR_GATEWAY_STREAM_MAX_SECONDS="0.2",  # an event stream ends only then: each case reads to the end
+            **JWT_ENV,
         )
         try:
             yield process.start_and_wait()
