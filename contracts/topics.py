@@ -34,6 +34,11 @@ OUTPUT_TOPICS: tuple[str, ...] = (
 INPUT_TOPICS: tuple[str, ...] = (Topic.PIPELINE_COMMAND, *COMPLETION_TOPICS)
 
 
+# Topics whose records can be dead-lettered: the inputs, and the re-keyed updates (a record there that the worker
+# cannot fold would otherwise fail its whole batch).
+DLQ_SOURCES: tuple[str, ...] = (*INPUT_TOPICS, BATCH_STATE_UPDATES)
+
+
 def dlq_topic(topic: str) -> str:
     """Return the dead-letter topic for an input topic."""
     return f"{topic}.DLQ"
@@ -42,4 +47,4 @@ def dlq_topic(topic: str) -> str:
 def all_topics() -> list[str]:
     """Return every topic the worker reads or writes, DLQs included (for creation at start-up)."""
     names = [*INPUT_TOPICS, BATCH_STATE_UPDATES, *OUTPUT_TOPICS]
-    return names + [dlq_topic(t) for t in INPUT_TOPICS]
+    return names + [dlq_topic(t) for t in DLQ_SOURCES]

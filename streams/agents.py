@@ -5,7 +5,9 @@ Faust's per-event machinery, not our code, bounds a worker (platform notes: a ba
 events/s), so the agents take events in batches (`stream.take_events`) and do their own work once per batch id:
 one table read and write per batch id and batch, one re-keyed record per batch id. Offsets are committed only
 after a batch's body has run (take_events acks its events then): at-least-once is kept, and the projection is
-idempotent and order-insensitive, so a redelivered batch changes nothing.
+idempotent and order-insensitive, so a redelivered batch changes nothing. A body that raises is retried, then its
+events are tried one at a time and those that still fail go to the DLQ (`_settle`): take_events acks a batch even
+when its body raised, so an event is acked only once it was processed or dead-lettered.
 """
 
 import asyncio
@@ -13,7 +15,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +25,12 @@ from pydantic import TypeAdapter
 from contracts.commands import ClientBatchPipelineRequestV1
 from contracts.envelope import EventEnvelope
 from contracts.state import BatchState, BatchStateUpdate, RequestOutcome
-from contracts.topics import BATCH_STATE_UPDATES, COMPLETION_TOPICS, INPUT_TOPICS, OUTPUT_TOPICS, Topic, dlq_topic
+from contracts.topics import BATCH_STATE_UPDATES, COMPLETION_TOPICS, DLQ_SOURCES, OUTPUT_TOPICS, Topic, dlq_topic
 from streams import metrics
 from streams.app import app, catalog, settings
 from streams.decoding import PoisonMessage, check_size, decode_command, decode_completion
 from streams.dlq import build_dlq_record
+from streams.faust_fixes import withhold_acks
 from streams.resolution import output_events, resolve_request
 from tables.batch_state import (
     batch_state,
@@ -55,7 +58,7 @@ completion_topic = app.topic(*COMPLETION_TOPICS, **_RAW)
 command_topic = app.topic(Topic.PIPELINE_COMMAND, **_RAW)
 updates_topic = app.topic(BATCH_STATE_UPDATES, **_RAW)
 output_topics = {name: app.topic(name, **_RAW) for name in OUTPUT_TOPICS}
-dlq_topics = {name: app.topic(dlq_topic(name), **_RAW) for name in INPUT_TOPICS}
+dlq_topics = {name: app.topic(dlq_topic(name), **_RAW) for name in DLQ_SOURCES}
 
 # A record of the updates topic holds a JSON array of one batch's updates (a single update object from workers
 # before batching is still read).
@@ -92,6 +95,52 @@ async def _delivered(sent: Sequence[Awaitable[Any]]) -> None:
         await asyncio.gather(*sent)
 
 
+# A batch whose body raised is run again this often (waiting RETRY_SECONDS x attempt in between), then its events one
+# at a time; an event that fails alone goes to the DLQ with reason PROCESSING_FAILED.
+BATCH_ATTEMPTS = 3
+RETRY_SECONDS = 0.5
+PROCESSING_FAILED = "processing failed"
+
+Body = Callable[[Sequence[EventT[Any]]], Awaitable[None]]
+
+
+async def _settle(events: Sequence[EventT[Any]], body: Body) -> None:
+    """Run `body` on a batch so that every event is processed or dead-lettered before take_events acks it."""
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        try:
+            await body(events)
+            return
+        except Exception as exc:  # an unexpected failure: loud, retried, never acked as processed
+            log.exception("batch of %d event(s) failed (attempt %d of %d)", len(events), attempt, BATCH_ATTEMPTS)
+            metrics.EVENTS.labels(events[0].message.topic, "batch_failed").inc(len(events))
+            if app.rebalancing:
+                # The partitions may be leaving this worker: keep the offsets uncommitted. The seek that ends the
+                # rebalance fetches the events again, here or on their new owner.
+                withhold_acks(events)
+                return
+            last: Exception = exc
+            await asyncio.sleep(RETRY_SECONDS * attempt)
+    failed: list[tuple[EventT[Any], Exception]] = []
+    for event in events if len(events) > 1 else ():
+        try:
+            await body([event])
+        except Exception as exc:
+            failed.append((event, exc))
+    if len(events) == 1:
+        failed = [(events[0], last)]
+    try:
+        await _delivered(
+            [
+                await dead_letter(event, PoisonMessage(f"{PROCESSING_FAILED}: {type(exc).__name__}: {str(exc)[:500]}"))
+                for event, exc in failed
+            ]
+        )
+    except Exception:
+        # Not even the DLQ took them: keep their offsets uncommitted (they come again after a restart), and crash.
+        withhold_acks(event for event, _ in failed)
+        raise
+
+
 def _fold(event: EventT[Any], updates: Sequence[BatchStateUpdate]) -> None:
     """Fold one batch's updates into batch_state with one read and at most one write, on `event`'s partition."""
     with event_context(event):
@@ -109,24 +158,28 @@ async def project_completion_events(stream: Any) -> None:
     # Every update takes the re-keying hop, even one already on its batch's partition: folding those at once
     # would let a batch's later event show in its state before earlier ones still on the hop.
     async for events in stream.take_events(*PROJECTION_BATCH):
-        grouped: dict[str, list[BatchStateUpdate]] = {}
-        projected: Counter[str] = Counter()
-        sent: list[Awaitable[Any]] = []
-        for event in events:
-            message = event.message
-            try:
-                check_size(message.value, settings.max_message_bytes)
-                update = decode_completion(message.topic, message.value)
-            except PoisonMessage as exc:
-                sent.append(await dead_letter(event, exc))
-                continue
-            projected[message.topic] += 1
-            grouped.setdefault(update.batch_id, []).append(update)
-        for batch_id, updates in grouped.items():
-            sent.append(await updates_topic.send(key=batch_id.encode(), value=_UPDATES.dump_json(updates), force=True))
-        await _delivered(sent)
-        for topic, count in projected.items():
-            metrics.EVENTS.labels(topic, "projected").inc(count)
+        await _settle(events, _project)
+
+
+async def _project(events: Sequence[EventT[Any]]) -> None:
+    grouped: dict[str, list[BatchStateUpdate]] = {}
+    projected: Counter[str] = Counter()
+    sent: list[Awaitable[Any]] = []
+    for event in events:
+        message = event.message
+        try:
+            check_size(message.value, settings.max_message_bytes)
+            update = decode_completion(message.topic, message.value)
+        except PoisonMessage as exc:
+            sent.append(await dead_letter(event, exc))
+            continue
+        projected[message.topic] += 1
+        grouped.setdefault(update.batch_id, []).append(update)
+    for batch_id, updates in grouped.items():
+        sent.append(await updates_topic.send(key=batch_id.encode(), value=_UPDATES.dump_json(updates), force=True))
+    await _delivered(sent)
+    for topic, count in projected.items():
+        metrics.EVENTS.labels(topic, "projected").inc(count)
 
 
 def _decode_updates(value: bytes) -> list[BatchStateUpdate]:
@@ -139,11 +192,15 @@ def _decode_updates(value: bytes) -> list[BatchStateUpdate]:
 async def record_step_outcomes(stream: Any) -> None:
     """Fold re-keyed updates into the batch_state table (idempotent, order-insensitive), once per batch id."""
     async for events in stream.take_events(*PROJECTION_BATCH):
-        groups: dict[bytes, tuple[EventT[Any], list[BatchStateUpdate]]] = {}
-        for event in events:
-            groups.setdefault(event.message.key, (event, []))[1].extend(_decode_updates(event.message.value))
-        for event, updates in groups.values():
-            _fold(event, updates)
+        await _settle(events, _record)
+
+
+async def _record(events: Sequence[Any]) -> None:
+    groups: dict[bytes, tuple[EventT[Any], list[BatchStateUpdate]]] = {}
+    for event in events:
+        groups.setdefault(event.message.key, (event, []))[1].extend(_decode_updates(event.message.value))
+    for event, updates in groups.values():
+        _fold(event, updates)
 
 
 Command = EventEnvelope[ClientBatchPipelineRequestV1]
@@ -206,35 +263,39 @@ async def _announce(answers: Sequence[Answer]) -> list[Awaitable[Any]]:
 async def resolve_pipeline_requests(stream: Any) -> None:
     """Resolve each command against its batch's state, the batch's commands of one take together."""
     async for events in stream.take_events(*RESOLUTION_BATCH):
-        groups: dict[str, list[tuple[EventT[Any], Command]]] = {}
-        sent: list[Awaitable[Any]] = []
-        for event in events:
-            message = event.message
-            try:
-                check_size(message.value, settings.max_message_bytes)
-                command = decode_command(message.value)
-            except PoisonMessage as exc:
-                sent.append(await dead_letter(event, exc))
-                continue
-            key = command.data.batch_id.encode()
-            if message.key != key:
-                # Not keyed by batch id: re-key it so it lands on the partition that owns the batch's state.
-                sent.append(await command_topic.send(key=key, value=message.value, force=True))
-                metrics.EVENTS.labels(message.topic, "rerouted").inc()
-                continue
-            groups.setdefault(command.data.batch_id, []).append((event, command))
-        answers: list[Answer] = []
-        recorded = False
-        for batch_id, items in groups.items():
-            decided, new = _decide(batch_id, items)
-            answers.extend(decided)
-            recorded = recorded or new
-        if recorded:
-            # The recorded outcomes reach their changelog before any answer leaves: a crash after an answer
-            # was sent then always finds the outcome again, so a redelivered command never gets a different one.
-            await app.producer.flush()
-        sent.extend(await _announce(answers))
-        await _delivered(sent)
+        await _settle(events, _resolve)
+
+
+async def _resolve(events: Sequence[EventT[Any]]) -> None:
+    groups: dict[str, list[tuple[EventT[Any], Command]]] = {}
+    sent: list[Awaitable[Any]] = []
+    for event in events:
+        message = event.message
+        try:
+            check_size(message.value, settings.max_message_bytes)
+            command = decode_command(message.value)
+        except PoisonMessage as exc:
+            sent.append(await dead_letter(event, exc))
+            continue
+        key = command.data.batch_id.encode()
+        if message.key != key:
+            # Not keyed by batch id: re-key it so it lands on the partition that owns the batch's state.
+            sent.append(await command_topic.send(key=key, value=message.value, force=True))
+            metrics.EVENTS.labels(message.topic, "rerouted").inc()
+            continue
+        groups.setdefault(command.data.batch_id, []).append((event, command))
+    answers: list[Answer] = []
+    recorded = False
+    for batch_id, items in groups.items():
+        decided, new = _decide(batch_id, items)
+        answers.extend(decided)
+        recorded = recorded or new
+    if recorded:
+        # The recorded outcomes reach their changelog before any answer leaves: a crash after an answer
+        # was sent then always finds the outcome again, so a redelivered command never gets a different one.
+        await app.producer.flush()
+    sent.extend(await _announce(answers))
+    await _delivered(sent)
 
 
 @app.timer(interval=15.0)

@@ -5,19 +5,13 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from contracts.pipelines import load_catalog
 from streams.broker_compat import install_exact_end_offsets, install_short_fetch_wait
-from streams.faust_fixes import (
-    install_no_commit_over_head_gap,
-    install_refetch_after_seek,
-    install_seek_uncommitted_to_earliest,
-)
+from streams.faust_fixes import install_fixes
 from streams.settings import get_settings
 
 settings = get_settings()
 catalog = load_catalog(settings.pipelines_file)
 # Any broker: Faust lost input messages around rebalances and restarts (streams/faust_fixes.py).
-install_seek_uncommitted_to_earliest()
-install_refetch_after_seek()
-install_no_commit_over_head_gap()
+install_fixes(disabled=settings.disable_faust_fixes)
 if settings.exact_end_offsets:
     install_exact_end_offsets(settings.bootstrap)
 if settings.profile == "local":

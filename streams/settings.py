@@ -50,6 +50,9 @@ class WorkerSettings(BaseSettings):
     max_message_bytes: int = Field(1024 * 1024, ge=1024)
     max_poll_records: int = 2000
     stream_buffer_maxsize: int = 16384
+    # Diagnostics only: comma-separated Faust consumer fixes to leave out (streams/faust_fixes.py FIXES), to show
+    # what each one prevents. Never set in production.
+    disable_faust_fixes: str = ""
 
     @model_validator(mode="after")
     def _profile_defaults(self) -> "WorkerSettings":

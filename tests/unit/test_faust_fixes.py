@@ -1,44 +1,150 @@
-"""The Faust consumer fixes' pure parts (streams/faust_fixes.py); the integration tests cover their effect."""
+"""The Faust consumer fixes (streams/faust_fixes.py): the library code they patch is unchanged, and their pure parts.
 
+The integration tests (test_worker_crash.py, test_consumer_gaps.py) show their effect on a real worker and broker.
+"""
+
+import hashlib
+import importlib
+import inspect
 from types import SimpleNamespace
+from typing import Any
 
+import aiokafka
+import faust
+import pytest
+from aiokafka.consumer.subscription_state import TopicPartitionState
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from streams.faust_fixes import _ReadOffsets, _uncommitted_stream_partitions, head_gap
+from streams import faust_fixes
+from streams.faust_fixes import head_gap, install_fixes, is_stale, known_empty, to_rewind
 
 STREAM, CHANGELOG = "huleedu.commands.batch.pipeline.v1", "batch_conductor-batch_state-changelog"
 
+# sha256 (first 16 hex digits) of the source of every library function the fixes patch or rely on, in the pinned
+# releases. A new faust-streaming or aiokafka release that changes one fails here: re-read that function against
+# docs/faust-consumer-gaps.md (is the gap still there? does the patch still fit?), then update its fingerprint.
+FINGERPRINTS = {
+    "faust.transport.consumer:Consumer.perform_seek": "0e8c130ff4b0afd8",
+    "faust.transport.consumer:Consumer.seek": "b86a9fe05f956b30",
+    "faust.transport.consumer:Consumer.getmany": "4b168d84882a70d6",
+    "faust.transport.consumer:Consumer._drain_messages": "44a2500309e83c63",
+    "faust.transport.consumer:Consumer._new_offset": "1d2c7ea89a7ad4f1",
+    "faust.transport.consumer:Consumer._add_gap": "4df2573ded7c1c2c",
+    "faust.transport.consumer:Consumer.ack": "5fcf41cf45153475",
+    "faust.transport.consumer:Consumer.on_partitions_revoked": "d04b7ae72c6fc206",
+    "faust.transport.drivers.aiokafka:Consumer._to_message": "7c24f6511b2fcef7",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._fetch_records": "39a2c6c79fc1455a",
+    "faust.streams:Stream.take_events": "607d48aead118ba8",
+    "faust.streams:Stream._py_aiter": "3a48ee257a65435b",
+    "aiokafka.consumer.subscription_state:TopicPartitionState.seek": "c20b56d7ba7b2872",
+    "aiokafka.consumer.subscription_state:TopicPartitionState.reset_to": "fc7b535d40c08912",
+    "aiokafka.consumer.fetcher:Fetcher.request_offset_reset": "e5bd8ba8838613c9",
+    "aiokafka.consumer.fetcher:Fetcher.seek_to": "f0ba6aba6c22ef83",
+    "aiokafka.consumer.fetcher:FetchResult.getall": "3e717e30de5068d5",
+    "aiokafka.consumer.fetcher:FetchResult.check_assignment": "b5340df67e3f330f",
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.seek_to_committed": "f6cd85c8b70a4ccf",
+    "aiokafka.consumer.subscription_state:SubscriptionState.reassignment_in_progress": "6876e75ff981ea26",
+}
 
-def _consumer(committed: dict[TP, int | None], assigned: set[TP]) -> SimpleNamespace:
-    topics = SimpleNamespace(acks_enabled_for=lambda topic: topic == STREAM)
-    return SimpleNamespace(
-        app=SimpleNamespace(topics=topics),
-        assignment=lambda: assigned,
-        _is_changelog_tp=lambda tp: tp.topic == CHANGELOG,
-        _committed_offset=committed,
-    )
+
+def _original(target: str) -> Any:
+    module, qualname = target.split(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if isinstance(obj, property):
+        obj = obj.fget
+    return inspect.unwrap(obj)  # past our own wrappers, if installed in this process
 
 
-def test_read_offsets_of_stream_topics_read_as_unknown_so_refetched_messages_are_not_dropped() -> None:
-    offsets = _ReadOffsets(_consumer({}, set()))
-    offsets[TP(STREAM, 0)] = 41
-    offsets[TP(CHANGELOG, 0)] = 7
-    assert offsets[TP(STREAM, 0)] is None
-    assert offsets[TP(CHANGELOG, 0)] == 7  # changelog replay keeps Faust's guard
-    assert offsets[TP(CHANGELOG, 1)] is None  # unknown partitions read as None, as in Faust's defaultdict
-    offsets.update({TP(CHANGELOG, 1): 3})
-    assert offsets.pop(TP(CHANGELOG, 1)) == 3
+@pytest.mark.parametrize("target", sorted(FINGERPRINTS))
+def test_patched_library_function_is_the_one_the_fixes_were_written_for(target: str) -> None:
+    digest = hashlib.sha256(inspect.getsource(_original(target)).encode()).hexdigest()[:16]
+    assert digest == FINGERPRINTS[target], f"{target} changed: check it against docs/faust-consumer-gaps.md"
 
 
-def test_only_assigned_stream_partitions_without_a_committed_offset_are_rewound() -> None:
-    assigned = {TP(STREAM, 0), TP(STREAM, 1), TP(STREAM, 2), TP(CHANGELOG, 0)}
-    consumer = _consumer({TP(STREAM, 0): 12, TP(STREAM, 1): None}, assigned)
-    assert _uncommitted_stream_partitions(consumer) == {TP(STREAM, 1), TP(STREAM, 2)}
+def test_the_pinned_releases_are_installed() -> None:
+    assert (faust.__version__, aiokafka.__version__) == ("0.15.3", "0.14.0")
 
 
-def test_no_commit_while_the_record_at_the_committed_offset_is_unacknowledged() -> None:
-    assert head_gap([11, 12, 13], committed=10)  # Faust 0.15 committed 14 here, losing 10
-    assert head_gap([1, 2], committed=0)  # and did not check at all when the committed offset is 0
-    assert not head_gap([10, 11, 13], committed=10)
-    assert not head_gap([5], committed=None)  # nothing committed yet: Faust's own rules apply
-    assert not head_gap([], committed=10)
+def test_every_fix_is_active_on_the_worker_consumer_class_once_installed() -> None:
+    install_fixes()
+    install_fixes()  # idempotent: a second install wraps nothing twice
+    consumer = object.__new__(faust_aiokafka.Consumer)
+    assert set(faust_fixes.active_fixes(consumer)) == {*faust_fixes.FIXES, "fetch-tracking"}
+    chain, method = [], faust_aiokafka.Consumer.getmany
+    while method is not None:
+        chain.append(getattr(method, "conductor_fix", "faust"))
+        method = getattr(method, "__wrapped__", None)
+    assert chain == ["head-gap", "stale-fetch", "faust"]  # markers are noted only for records that are delivered
+
+
+def test_an_unknown_fix_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown Faust fix"):
+        install_fixes(disabled="refetch")
+
+
+def test_partitions_without_a_valid_committed_offset_are_rewound_to_the_log_start() -> None:
+    a, b, c, d = (TP(STREAM, p) for p in range(4))
+    committed: dict[Any, int | None] = {a: 12, b: None, d: 3}
+    earliest = {a: 0, b: 0, c: 5, d: 7}
+    # b: nothing committed (or 0, which Faust stores as None); c: unknown; d: committed below the log start.
+    assert to_rewind(committed, earliest) == {b: 0, c: 5, d: 7}
+
+
+def test_no_commit_while_the_committed_offset_is_neither_acked_nor_known_empty() -> None:
+    assert head_gap([11, 12, 13], committed=10, empty_at_committed=False)  # Faust 0.15 committed 14, losing 10
+    assert head_gap([1, 2], committed=0, empty_at_committed=False)  # and never checked at offset 0
+    assert not head_gap([11, 12], committed=10, empty_at_committed=True)  # 10 is a marker: commit goes on
+    assert not head_gap([10, 11, 13], committed=10, empty_at_committed=False)
+    assert not head_gap([5], committed=None, empty_at_committed=False)  # nothing committed: Faust's own rules
+    assert not head_gap([], committed=10, empty_at_committed=False)
+
+
+def _state() -> Any:
+    return TopicPartitionState(SimpleNamespace())
+
+
+def _message(state: Any, epoch: int, empty_from: int | None, offset: int, tp: TP = TP(STREAM, 0)) -> Any:
+    return SimpleNamespace(tp=tp, offset=offset, _conductor_fetch=(state, epoch, empty_from))
+
+
+def _consumer(state: Any) -> Any:
+    assignment = SimpleNamespace(state_value=lambda tp: state)
+    subscription = SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
+    return SimpleNamespace(_thread=SimpleNamespace(_consumer=SimpleNamespace(_subscription=subscription)))
+
+
+async def test_a_seek_starts_a_new_epoch_and_the_walk_from_its_position() -> None:
+    faust_fixes.install_fetch_tracking()
+    state = _state()
+    state.reset_to(40)  # first position (the committed offset): the walk starts there
+    assert (getattr(state, "_conductor_seek_epoch", 0), state._conductor_next_offset) == (0, 40)
+    state._conductor_next_offset = 55  # records fetched up to 54
+    state.await_reset(0)
+    state.reset_to(90)  # "offset out of range" reset: the walk goes on from 55, the records in between are gone
+    assert state._conductor_next_offset == 55
+    state.seek(30)
+    assert (state._conductor_seek_epoch, state._conductor_next_offset) == (1, 30)
+
+
+async def test_records_fetched_before_the_latest_seek_or_assignment_are_stale() -> None:
+    faust_fixes.install_fetch_tracking()
+    state = _state()
+    state.seek(10)
+    fetched = _message(state, state._conductor_seek_epoch, None, 50)
+    assert not is_stale(_consumer(state), fetched)
+    state.seek(10)  # Faust's seek to the committed offset after a rebalance
+    assert is_stale(_consumer(state), fetched)
+    assert is_stale(_consumer(_state()), _message(state, state._conductor_seek_epoch, None, 50))  # old assignment
+    assert not is_stale(_consumer(state), SimpleNamespace(tp=TP(STREAM, 0), offset=3))  # untracked: delivered
+
+
+async def test_offsets_stepped_over_before_a_record_are_known_empty_from_the_committed_offset_on() -> None:
+    state = _state()
+    assert known_empty(_message(state, 0, 10, 13), committed=10) == (10, 13)  # e.g. markers at 10..12
+    assert known_empty(_message(state, 0, 8, 13), committed=10) == (10, 13)
+    assert known_empty(_message(state, 0, 13, 13), committed=10) is None
+    assert known_empty(_message(state, 0, None, 13), committed=10) is None  # not known: nothing assumed
+    assert known_empty(SimpleNamespace(offset=13), committed=None) is None
