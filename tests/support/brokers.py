@@ -28,7 +28,8 @@ def kind() -> str:
 
 def new_broker(log_dir: Path | None, port: int | None = None) -> Broker:
     """Return an unstarted broker of the session's kind (a context manager); a Kafka cluster keeps its data there."""
-    if kind() == "kafka" and log_dir is not None:
+    if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
+    if kind() == "kafka" and log_dir is not None:
         return create_broker("kafka", port=port, nodes=int(SELECTED["kafka_nodes"]), data_dir=log_dir / "kafka")
     return create_broker(kind(), port=port, nodes=int(SELECTED["kafka_nodes"]), log_dir=log_dir)
