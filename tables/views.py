@@ -1,10 +1,14 @@
 """Worker web views: batch state and request outcomes, routed to the worker that owns the batch."""
 
+import functools
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from uuid import UUID
 
+import aiohttp
 from faust import web
+from faust.web.exceptions import ServiceUnavailable
 
 from streams.app import app, catalog, settings
 from tables.batch_state import batch_state, read_requests, read_state
@@ -24,7 +28,29 @@ def _unauthorized(view: web.View) -> web.Response:
     return view.json({"detail": f"missing or wrong {INTERNAL_TOKEN_HEADER} header"}, status=401)
 
 
+Handler = Callable[..., Awaitable[web.Response]]
+
+
+def _owner_unreachable_is_unavailable(handler: Handler) -> Handler:
+    """Answer 503 when the worker owning the batch cannot be reached, as Faust does while no owner is known.
+
+    Between a worker's death and the rebalance that moves its partitions (the session timeout), Faust still
+    routes reads to it and the failed proxy call became a 500; the gateway then answered 502 instead of the
+    retryable 503 (seen killing one of two workers on the 3-node cluster).
+    """
+
+    @functools.wraps(handler)
+    async def routed(view: web.View, request: web.Request, *args: Any, **kwargs: Any) -> web.Response:
+        try:
+            return await handler(view, request, *args, **kwargs)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ServiceUnavailable(f"the worker owning this batch is unreachable: {type(exc).__name__}") from exc
+
+    return routed
+
+
 @app.page("/batches/{batch_id}")
+@_owner_unreachable_is_unavailable
 @app.table_route(table=batch_state, match_info="batch_id")
 async def batch_status(view: web.View, request: web.Request, batch_id: str) -> web.Response:
     """Return the batch's projected state and recent requests (404 when nothing is known of it)."""
@@ -38,6 +64,7 @@ async def batch_status(view: web.View, request: web.Request, batch_id: str) -> w
 
 
 @app.page("/batches/{batch_id}/requests/{correlation_id}")
+@_owner_unreachable_is_unavailable
 @app.table_route(table=batch_state, match_info="batch_id")
 async def request_outcome(view: web.View, request: web.Request, batch_id: str, correlation_id: str) -> web.Response:
     """Return the outcome of one pipeline request (404 until the worker has answered it)."""
