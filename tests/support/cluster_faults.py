@@ -306,18 +306,25 @@ class HttpLoad:
         limits = httpx.Limits(max_connections=self.clients, max_keepalive_connections=self.clients)
         async with httpx.AsyncClient(base_url=self.url, trust_env=False, timeout=60.0, limits=limits) as http:
             if self.per_second:
-                slots = asyncio.Semaphore(self.clients * 4)
+                # Open loop at `per_second`, at most `clients` requests in flight: where the machine cannot keep
+                # the rate, the schedule slips (the achieved rate is reported) instead of queueing without bound.
+                slots = asyncio.Semaphore(self.clients)
+                tasks: set[asyncio.Task[None]] = set()
 
                 async def one(n: int) -> None:
-                    async with slots:
+                    try:
                         await self._command(http, n, give_up)
+                    finally:
+                        slots.release()
 
-                tasks = []
                 for n in range(self.total):
                     if self.stopping:
                         break
                     await asyncio.sleep(max(0.0, self.started + n / self.per_second - time.monotonic()))
-                    tasks.append(asyncio.create_task(one(n)))
+                    await slots.acquire()
+                    task = asyncio.create_task(one(n))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
                 await asyncio.gather(*tasks)
             else:
                 counter = iter(range(self.total))
