@@ -85,25 +85,25 @@ async def wait_full_isr(bootstrap: str, topics: Iterable[str], replicas: int, ti
     raise AssertionError(f"ISR not back to {replicas} within {timeout:.0f}s: {short}")
 
 
-_ACTIVE = re.compile(rb"Becoming the active controller at epoch (\d+)")
+_EPOCH = re.compile(rb"In the new epoch (\d+), the leader is (\d+)")
 
 
-def active_controller(cluster: KafkaCluster) -> KafkaNode:
-    """Return the quorum's active controller: the live node that took the highest epoch (from the node logs).
+def active_controller(cluster: KafkaCluster) -> KafkaNode | None:
+    """Return the quorum's active controller as the live nodes' logs tell it (the leader of the highest epoch
+    any of them saw), or None while no live node knows one.
 
     Kafka's client Admin has describeMetadataQuorum, but aiokafka has not, and the jar with Kafka's command-line
-    tools is not in the pinned Maven project; QuorumController logs every claim at INFO (deploy/kafka/log4j).
+    tools is not in the pinned Maven project; every QuorumController logs each new epoch's leader at INFO.
     """
-    best: tuple[int, KafkaNode] | None = None
+    best: tuple[int, int] | None = None
     for node in cluster.members:
-        if not node.alive() or not node.log_path.exists():
-            continue
-        for epoch in _ACTIVE.findall(node.log_path.read_bytes()):
-            if best is None or int(epoch) > best[0]:
-                best = (int(epoch), node)
+        if node.alive() and node.log_path.exists():
+            for epoch, leader in _EPOCH.findall(node.log_path.read_bytes()):
+                if best is None or int(epoch) > best[0]:
+                    best = (int(epoch), int(leader))
     if best is None:
-        raise AssertionError("no node logged becoming the active controller")
-    return best[1]
+        return None
+    return next((n for n in cluster.members if n.node_id == best[1] and n.alive()), None)
 
 
 @contextlib.contextmanager
@@ -385,9 +385,21 @@ class HttpLoad:
 
 
 async def read_to_end(
-    bootstrap: str, topics: Iterable[str], timeout: float = 120.0
+    bootstrap: str, topics: Iterable[str], timeout: float = 120.0, attempts: int = 5
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Return every record of `topics` up to the end offsets of now (ListOffsets is exact on Apache Kafka)."""
+    """Return every record of `topics` up to the end offsets of now (ListOffsets is exact on Apache Kafka); a read
+    that fails with a Kafka error (a node not ready on the loaded machine) is done again from the start."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await _read_to_end(bootstrap, list(topics), timeout)
+        except KafkaError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(2.0)
+    raise AssertionError("unreachable")
+
+
+async def _read_to_end(bootstrap: str, topics: list[str], timeout: float) -> list[ConsumerRecord[bytes, bytes]]:
     topics = list(topics)
     partitions = sorted(await partition_states(bootstrap, topics))
     assert partitions, f"no partition of {topics} in the metadata"
@@ -419,16 +431,20 @@ async def wait_answered(bootstrap: str, wanted: set[str], timeout: float) -> set
     """Wait until every correlation id in `wanted` has an answer on the output topics; return the unanswered."""
     answered: set[str] = set()
     deadline = time.monotonic() + timeout
-    consumer = AIOKafkaConsumer(
-        *ANSWER_TOPICS, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        while not wanted <= answered and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                answered.update(json.loads(r.value or b"{}")["data"]["client_correlation_id"] for r in batch)
-    finally:
-        await consumer.stop()
+    while not wanted <= answered and time.monotonic() < deadline:
+        # From the beginning each time: a consumer that failed (a node not ready on the loaded machine) is redone.
+        consumer = AIOKafkaConsumer(
+            *ANSWER_TOPICS, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        try:
+            await consumer.start()
+            while not wanted <= answered and time.monotonic() < deadline:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    answered.update(json.loads(r.value or b"{}")["data"]["client_correlation_id"] for r in batch)
+        except KafkaError:
+            await asyncio.sleep(1.0)
+        finally:
+            await consumer.stop()
     return wanted - answered
 
 
