@@ -444,7 +444,9 @@ async def wait_answered(bootstrap: str, wanted: set[str], timeout: float) -> set
         except KafkaError:
             await asyncio.sleep(1.0)
         finally:
-            await consumer.stop()
+            # aiokafka's stop() after a failed start raises CancelledError from its fetcher task (seen here).
+            with contextlib.suppress(KafkaError, asyncio.CancelledError):
+                await consumer.stop()
     return wanted - answered
 
 
