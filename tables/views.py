@@ -28,6 +28,12 @@ def _unauthorized(view: web.View) -> web.Response:
     return view.json({"detail": f"missing or wrong {INTERNAL_TOKEN_HEADER} header"}, status=401)
 
 
+def _settling() -> bool:
+    """Return whether this worker is rebalancing or recovering tables (its tables may be incomplete)."""
+    recovered = cast(Any, app.tables).recovery.completed.is_set()
+    return bool(app.rebalancing or getattr(app, "in_recovery", False) or not recovered)
+
+
 Handler = Callable[..., Awaitable[web.Response]]
 
 
@@ -58,6 +64,10 @@ async def batch_status(view: web.View, request: web.Request, batch_id: str) -> w
         return _unauthorized(view)
     state, requests = read_state(batch_id), read_requests(batch_id)
     if state is None and requests is None:
+        if _settling():
+            # This worker may own the batch's partition without having recovered it yet (a worker joined or left):
+            # "unknown" is not known yet, so say so retryably instead of a 404 the gateway passes on to the client.
+            raise ServiceUnavailable("partitions are being rebalanced or recovered; retry shortly")
         return view.json({"detail": f"unknown batch {batch_id!r}"}, status=404)
     body: Any = status_view(batch_id, state, requests, catalog.step_names).model_dump(mode="json")
     return view.json(body)
@@ -77,6 +87,8 @@ async def request_outcome(view: web.View, request: web.Request, batch_id: str, c
     requests = read_requests(batch_id)
     outcome = requests.find(wanted) if requests else None
     if outcome is None:
+        if _settling():
+            raise ServiceUnavailable("partitions are being rebalanced or recovered; retry shortly")
         return view.json({"detail": "no outcome for this request (yet)"}, status=404)
     return view.json(outcome.model_dump(mode="json"))
 
