@@ -423,7 +423,7 @@ async def _read_to_end(bootstrap: str, topics: list[str], timeout: float) -> lis
                     todo.discard(tp)
                     consumer.pause(tp)
     finally:
-        await consumer.stop()
+        await stop_quietly(consumer)
     return records
 
 
@@ -444,10 +444,19 @@ async def wait_answered(bootstrap: str, wanted: set[str], timeout: float) -> set
         except KafkaError:
             await asyncio.sleep(1.0)
         finally:
-            # aiokafka's stop() after a failed start raises CancelledError from its fetcher task (seen here).
-            with contextlib.suppress(KafkaError, asyncio.CancelledError):
-                await consumer.stop()
+            await stop_quietly(consumer)
     return wanted - answered
+
+
+async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer whose fetcher may have failed: aiokafka's stop() then re-raises the CancelledError of its
+    fetch task (seen when a node was not ready on the loaded machine). A cancellation of the caller goes on."""
+    try:
+        await consumer.stop()
+    except (KafkaError, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
 
 
 @dataclass
