@@ -385,7 +385,7 @@ class HttpLoad:
 
 
 async def read_to_end(
-    bootstrap: str, topics: Iterable[str], timeout: float = 120.0, attempts: int = 5
+    bootstrap: str, topics: Iterable[str], timeout: float = 120.0, attempts: int = 10
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Return every record of `topics` up to the end offsets of now (ListOffsets is exact on Apache Kafka); a read
     that fails with a Kafka error (a node not ready on the loaded machine) is done again from the start."""
