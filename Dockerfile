@@ -8,13 +8,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# Every dependency pinned with its hashes (requirements/runtime.txt, refreshed by `make lock`), then the project alone.
+COPY requirements/runtime.txt ./requirements/runtime.txt
+RUN pip install --require-hashes -r requirements/runtime.txt
 COPY contracts ./contracts
 COPY streams ./streams
 COPY tables ./tables
 COPY gateway ./gateway
 COPY conductor ./conductor
 COPY pipelines.yaml ./
-RUN pip install . \
+RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app conductor \
     && mkdir -p /data && chown conductor /data
 

@@ -292,4 +292,11 @@ def e2e(phase: Phase) -> dict[str, Any]:
     return result
 
 
-BENCHES = {"gateway": gateway, "e2e": e2e}
+def push(phase: Phase) -> dict[str, Any]:
+    """1,000 event streams on one gateway (bench/push_bench.py)."""
+    from bench.push_bench import push as run_push
+
+    return run_push(phase)
+
+
+BENCHES = {"gateway": gateway, "e2e": e2e, "push": push}

@@ -15,6 +15,13 @@ GOALS: list[tuple[str, str, str, str, float, str]] = [
     ("e2e", "end to end p50 at 200 req/s", "e2e_p50_ms", "<=", 25.0, "ms"),
     ("e2e", "end to end p99 at 200 req/s", "e2e_p99_ms", "<=", 100.0, "ms"),
     ("growth", "events/s with 100k batches / with 1k batches", "growth_ratio", ">=", 0.8, "ratio"),
+    # 1,000 open streams. State change = the worker's table write; the gateway measures write -> change queued to
+    # its streams (a histogram: the value is the upper edge of the bucket holding the percentile).
+    ("push", "push: worker write -> change at the gateway streams, p50", "push_lag_p50_ms", "<=", 50.0, "ms"),
+    ("push", "push: worker write -> change at the gateway streams, p99", "push_lag_p99_ms", "<=", 250.0, "ms"),
+    # The same changes as the client sees them from its POST (adds the POST, Kafka and the worker's resolution).
+    ("push", "push: POST -> resolved event at the client, p50", "push_p50_ms", "<=", 50.0, "ms"),
+    ("push", "push: POST -> resolved event at the client, p99", "push_p99_ms", "<=", 250.0, "ms"),
     ("run", "whole run", "run_minutes", "<", 10.0, "min"),
 ]
 
@@ -32,6 +39,10 @@ def _value(results: dict[str, Any], key: str) -> float | None:
             return float(b["e2e"]["latency_ms"][key.split("_")[1]])
         if key == "growth_ratio":
             return float(b["growth"]["at_large"]["rate"] / b["growth"]["at_small"]["rate"])
+        if key in ("push_lag_p50_ms", "push_lag_p99_ms"):
+            return float(b["push"]["push_lag"][f"{key.split('_')[2]}_ms_at_most"])
+        if key in ("push_p50_ms", "push_p99_ms"):
+            return float(b["push"]["changes"]["latency_ms"][key.split("_")[1]])
         if key == "run_minutes":
             return float(results["run"]["duration_seconds"] / 60)
     except (KeyError, ZeroDivisionError, TypeError):
@@ -82,6 +93,16 @@ def facts(results: dict[str, Any]) -> list[str]:
             f"recovery of {g['batches_large']:,} batches from the changelog into a fresh store: "
             f"{g['recovery_seconds']:.1f} s (ready after {g['recovered_ready_seconds']:.1f} s; empty start "
             f"{g['empty_start_seconds']:.1f} s)"
+        )
+    if "push" in b:
+        p = b["push"]
+        out.append(
+            f"push, {p['opened']:,} open streams: gateway memory {p['gateway_bytes_per_stream'] / 1024:.1f} KiB per "
+            f"stream; worker CPU for the waiting long-polls {p['worker_long_poll_cpu_percent']:.1f}% of a core "
+            f"(idle {p['worker_idle_cpu_percent']:.1f}%, streams open {p['worker_waiting_cpu_percent']:.1f}%); "
+            f"gateway CPU with the streams idle {p['gateway_waiting_cpu_percent']:.1f}%; worker write -> gateway "
+            f"event p50 <= {p['push_lag']['p50_ms_at_most']} ms, p99 <= {p['push_lag']['p99_ms_at_most']} ms "
+            "(histogram bucket edges)"
         )
     if "gateway" in b:
         gw, bare = b["gateway"]["gateway"], b["gateway"]["bare"]

@@ -5,6 +5,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from contracts.pipelines import PipelineCatalog, PipelineError, load_catalog
 
@@ -152,6 +153,13 @@ def _flags_to_env(args: argparse.Namespace, names: dict[str, str]) -> None:
             os.environ[env] = str(value)
 
 
+def _print_setting_errors(process: str, exc: Any) -> None:
+    """Print one `error:` line per invalid setting of a pydantic ValidationError (no input values: secrets)."""
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "settings"
+        print(f"error: {process} setting {where}: {error['msg']}", file=sys.stderr)
+
+
 def _worker(args: argparse.Namespace) -> int:
     _flags_to_env(
         args,
@@ -164,6 +172,15 @@ def _worker(args: argparse.Namespace) -> int:
             "pipelines": "CONDUCTOR_PIPELINES_FILE",
         },
     )
+    from pydantic import ValidationError
+
+    from streams.settings import get_settings
+
+    try:
+        get_settings()  # read once here, so that an unsafe or invalid setting is an error line, not a traceback
+    except ValidationError as exc:
+        _print_setting_errors("worker", exc)
+        return EXIT_INVALID
     from streams.worker import run_worker
 
     return run_worker()
@@ -285,9 +302,7 @@ def _gateway(args: argparse.Namespace) -> int:
     try:
         settings = GatewaySettings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(p) for p in error["loc"]) or "settings"
-            print(f"error: gateway setting {where}: {error['msg']}", file=sys.stderr)
+        _print_setting_errors("gateway", exc)
         return EXIT_INVALID
     try:
         run(settings)

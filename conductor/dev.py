@@ -17,6 +17,7 @@ from conductor.brokers import create_broker
 from conductor.kafka_admin import ensure_topics
 from conductor.kafka_cluster import KafkaUnavailable
 from conductor.waiting import http_ok
+from conductor.web_build import WEB, WebBuildError, build_page
 from contracts.topics import all_topics
 
 
@@ -127,6 +128,7 @@ def run_dev(options: DevOptions, stop: threading.Event | None = None) -> int:
         env = {"CONDUCTOR_TOPIC_PARTITIONS": str(options.partitions), **broker.service_env(secrets.token_hex(16))}
         replication = int(env.get("CONDUCTOR_TOPIC_REPLICATION_FACTOR", "1"))
         asyncio.run(ensure_topics(broker.bootstrap, all_topics(), options.partitions, replication))
+        page = _prepare_page(options)
         for index in range(options.workers):
             port = options.worker_port + index
             children.append(
@@ -159,7 +161,7 @@ def run_dev(options: DevOptions, stop: threading.Event | None = None) -> int:
             ],
             f"http://127.0.0.1:{options.gateway_port}/healthz",
             options.data_dir / "gateway.log",
-            env,
+            {**env, "CONDUCTOR_GATEWAY_WEB_DIR": str(page)} if page else env,
         )
         children.append(gateway)
         for child in children:
@@ -175,7 +177,7 @@ def run_dev(options: DevOptions, stop: threading.Event | None = None) -> int:
             _say(f"demo: {len(DEMO_BATCHES)} batches owned by '{owner}' ({sent} events):")
             for batch, (*_, hint) in DEMO_BATCHES.items():
                 _say(f"  {batch:18} {hint}")
-        _print_urls(options)
+        _print_urls(options, page is not None)
         while not stop.wait(0.5):
             dead = [c.name for c in children if not c.alive()]
             if dead:
@@ -198,11 +200,23 @@ def run_dev(options: DevOptions, stop: threading.Event | None = None) -> int:
         _say("stopped")
 
 
-def _print_urls(options: DevOptions) -> None:
+def _prepare_page(options: DevOptions) -> Path | None:
+    """Return the built reference page for the gateway to serve, building it first if needed; None without it."""
+    if not (WEB / "package.json").is_file():
+        return None  # an installed package without the repository's clients/
+    try:
+        return build_page(options.data_dir / "web-build.log", _say)
+    except WebBuildError as exc:
+        _say(f"warning: no reference page: {exc}")
+        return None
+
+
+def _print_urls(options: DevOptions, page: bool) -> None:
     gw = f"http://127.0.0.1:{options.gateway_port}"
     wk = f"http://127.0.0.1:{options.worker_port}"
     example = "demo-spellchecked" if options.demo else "<batch_id>"
-    lines = [
+    lines = [f"reference page     {gw}/app/" + ("?batch=demo-spellchecked" if options.demo else "")] if page else []
+    lines += [
         f"gateway API docs   {gw}/docs   (ReDoc: {gw}/redoc)",
         f"gateway metrics    {gw}/metrics",
         f"worker stats       {wk}/   (assignment: {wk}/assignment/, router: {wk}/router/)",

@@ -33,11 +33,17 @@ class Registration(BaseModel):
     event_id: str
 
 
+# Every write of a batch's `batch_state` or `pipeline_requests` row takes the batch's next version: one more than
+# the highest of the two rows' versions. `version` is the first field of both rows so that the JSON starts with
+# it and the other row's version can be read without parsing the whole row (tables.batch_state.peek_version).
+
+
 class BatchState(BaseModel):
     """Everything the worker knows about one batch (the `batch_state` table value)."""
 
     model_config = _MODEL
 
+    version: int = Field(0, ge=0, description="The batch version of this row's last write.")
     batch_id: str
     registration: Registration | None = None
     steps: dict[str, dict[str, EssayOutcome]] = Field(default_factory=dict)
@@ -96,6 +102,7 @@ class RequestOutcome(BaseModel):
     model_config = _MODEL
 
     client_correlation_id: UUID
+    version: int = Field(0, ge=0, description="The batch version at which this outcome was recorded.")
     requested_pipeline: str
     user_id: str | None = None
     is_retry: bool = False
@@ -114,8 +121,12 @@ class BatchRequests(BaseModel):
 
     model_config = _MODEL
 
+    version: int = Field(0, ge=0, description="The batch version of this row's last write.")
     batch_id: str
     requests: list[RequestOutcome] = Field(default_factory=list)
+    dropped_through: int = Field(
+        0, ge=0, description="The highest version of an outcome dropped off the bounded list (0: none dropped)."
+    )
 
     def find(self, correlation_id: UUID) -> RequestOutcome | None:
         """Return the outcome of the request with this correlation id, if kept."""
@@ -128,9 +139,28 @@ class BatchStatusView(BaseModel):
     model_config = _MODEL
 
     batch_id: str
+    version: int = Field(
+        0,
+        ge=0,
+        description=(
+            "The batch's version: it grows with every change of its state or requests. The event stream's event "
+            "ids are these versions (send one back as `Last-Event-ID` to resume after it)."
+        ),
+    )
     registered: bool
     user_id: str | None = None
     expected_essay_count: int = 0
     essay_count: int = 0
     steps: list[StepProgress] = Field(default_factory=list)
     recent_requests: list[RequestOutcome] = Field(default_factory=list)
+
+
+class BatchChanges(BaseModel):
+    """The worker's long-poll answer: the batch's status, and what the gateway needs to turn it into events."""
+
+    model_config = _MODEL
+
+    status: BatchStatusView
+    progress_version: int = Field(0, ge=0, description="The batch version of the last `batch_state` write.")
+    dropped_through: int = Field(0, ge=0, description="Outcomes up to this version may have dropped off the list.")
+    changed_at: float = Field(0.0, description="Worker wall-clock time (Unix seconds) of the last write it saw.")

@@ -15,10 +15,12 @@ from contracts.pipelines import PipelineCatalog
 from gateway.context import RequestContext, request_context
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import Publisher
+from gateway.push import PushHub
 from gateway.ratelimit import Limiter
 from gateway.security import Authenticator, Principal
 from gateway.settings import GatewaySettings
 from gateway.state_client import StateClient
+from gateway.tickets import StreamTickets
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,8 @@ class Services:
     publisher: Publisher
     state: StateClient
     metrics: GatewayMetrics
+    push: PushHub
+    tickets: StreamTickets
 
 
 @dataclass(frozen=True, slots=True)

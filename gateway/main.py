@@ -4,22 +4,27 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from contracts.pipelines import load_catalog
 from gateway.cors import CorsMiddleware
 from gateway.deps import Services
+from gateway.docs_assets import install_docs
 from gateway.errors import install_error_handlers
 from gateway.metrics import GatewayMetrics
 from gateway.observability import AuditLog, ObservabilityMiddleware
 from gateway.openapi import document
 from gateway.publisher import KafkaCommandPublisher, Publisher
+from gateway.push import PushHub
 from gateway.ratelimit import Limiter
 from gateway.routes import api_router
 from gateway.security import Authenticator
 from gateway.settings import GatewaySettings
 from gateway.state_client import StateClient, WorkerStateClient
+from gateway.tickets import StreamTickets
+from gateway.web_page import install_web_page
 
 log = logging.getLogger("gateway")
 
@@ -63,14 +68,17 @@ def create_app(
     """Build the gateway; `publisher` and `state_client` replace the Kafka and worker clients (tests)."""
     settings = settings or GatewaySettings()
     metrics = GatewayMetrics()
+    state = state_client or WorkerStateClient(settings, metrics)
     services = Services(
         settings=settings,
         catalog=load_catalog(settings.pipelines_file),
         authenticator=Authenticator(settings),
         limiter=Limiter(settings, metrics),
         publisher=publisher or KafkaCommandPublisher(settings, metrics),
-        state=state_client or WorkerStateClient(settings, metrics),
+        state=state,
         metrics=metrics,
+        push=PushHub(settings, state, metrics),
+        tickets=StreamTickets(settings),
     )
     audit = AuditLog(settings.audit_log, settings.log_format)
 
@@ -95,6 +103,7 @@ def create_app(
         try:
             yield
         finally:
+            await services.push.close()
             await services.publisher.stop()
             await services.state.aclose()
             await audit.stop()
@@ -104,6 +113,11 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # both served from packaged assets by install_docs (no CDN)
+        redoc_url=None,
+        # Operation ids are the route functions' names (`request_pipeline`, `get_batch_status`, ...): the links
+        # name them, and generated clients read better.
+        generate_unique_id_function=lambda route: route.name,
         # FastAPI's native OpenTelemetry hooks cost per request and nothing here exports them; Prometheus it is.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         openapi_tags=[
@@ -115,6 +129,9 @@ def create_app(
     app.state.services = services
 
     app.include_router(api_router)
+    install_docs(app)
+    if settings.web_dir is not None:
+        install_web_page(app, settings.web_dir)
     install_error_handlers(app)
     # Added last = outermost. CORS goes outside everything, so that even the observability middleware's own
     # answers (413 before parsing, last-resort 500) carry CORS headers and the frontend can read them.
@@ -132,7 +149,7 @@ def create_app(
         headers=["Authorization", "Content-Type", "X-Correlation-ID"],
         expose=EXPOSED_HEADERS,
     )
-    document(app)
+    document(app, services.catalog, settings.auth_mode)
     return app
 
 
@@ -145,7 +162,7 @@ def run(settings: GatewaySettings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     tune_gc()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -154,7 +171,18 @@ def run(settings: GatewaySettings) -> None:
         proxy_headers=False,  # X-Forwarded-For is honoured only from CONDUCTOR_GATEWAY_TRUSTED_PROXIES, by us
         server_header=False,
         lifespan="on",
+        timeout_graceful_shutdown=10,  # backstop: streams end at once on shutdown (below)
     )
+    hub = app.state.services.push
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # uvicorn waits for open responses to finish before the app's lifespan shutdown runs: end every event
+            # stream first, or shutdown would wait for streams that never end.
+            await hub.close()
+            await super().shutdown(sockets)
+
+    Server(config).run()
 
 
 # Young-generation threshold of the cyclic garbage collector in the serving process (CPython's default: 700).

@@ -14,6 +14,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+PUSH_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -72,6 +73,31 @@ class GatewayMetrics:
         self.broker_connected = Gauge(
             "gateway_broker_connected",
             "1 when the command producer is connected and the command topic exists.",
+            registry=self.registry,
+        )
+        self.open_streams = Gauge(
+            "gateway_open_streams", "Event streams open on this gateway.", registry=self.registry
+        )
+        self.watched_batches = Gauge(
+            "gateway_watched_batches", "Batches with a long-poll on the worker (one per batch, shared).",
+            registry=self.registry,
+        )
+        self.stream_events = Counter(
+            "gateway_stream_events_total",
+            "Server-sent events written to clients, by event type.",
+            ["event"],
+            registry=self.registry,
+        )
+        self.streams_refused = Counter(
+            "gateway_streams_refused_total",
+            "Streams refused by a cap, by cap (client or gateway).",
+            ["cap"],
+            registry=self.registry,
+        )
+        self.push_lag = Histogram(
+            "gateway_push_lag_seconds",
+            "Worker table write -> the change queued to its streams on this gateway (worker clock vs gateway clock).",
+            buckets=PUSH_BUCKETS,
             registry=self.registry,
         )
 

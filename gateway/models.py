@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from contracts.pipelines import PipelineStep
+from contracts.state import RequestOutcome, StepProgress
 
 # Batch ids travel in URLs and Kafka keys: letters, digits and `._:-`, 1-255 characters, starting alphanumeric.
 BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
@@ -153,6 +154,62 @@ class PipelineRequestOutcome(BaseModel):
     analysis_summary: str | None = None
     reason_code: str | None = None
     message: str | None = None
+
+
+def outcome_view(batch_id: str, correlation_id: UUID, outcome: RequestOutcome | None) -> PipelineRequestOutcome:
+    """Return what `GET .../pipelines/{correlation_id}` answers (and a `request` event carries) for an outcome."""
+    if outcome is None:
+        return PipelineRequestOutcome(
+            batch_id=batch_id,
+            correlation_id=correlation_id,
+            status=OutcomeStatus.PENDING,
+            message="No outcome recorded yet.",
+        )
+    return PipelineRequestOutcome(
+        batch_id=batch_id,
+        correlation_id=correlation_id,
+        status=OutcomeStatus(outcome.status),
+        requested_pipeline=outcome.requested_pipeline,
+        user_id=outcome.user_id,
+        is_retry=outcome.is_retry,
+        requested_at=outcome.requested_at,
+        final_pipeline=outcome.final_pipeline,
+        pruned_steps=outcome.pruned_steps,
+        steps=outcome.steps,
+        analysis_summary=outcome.analysis_summary,
+        reason_code=outcome.reason_code,
+        message=outcome.message,
+    )
+
+
+class BatchProgressEvent(BaseModel):
+    """The data of a `progress` event: the batch's per-step progress, as in its status."""
+
+    batch_id: str
+    steps: list[StepProgress]
+
+
+_EXAMPLE_TICKET = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl"
+
+
+class StreamTicket(BaseModel):
+    """A short-lived ticket that opens this batch's event stream without an Authorization header (EventSource)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticket": _EXAMPLE_TICKET,
+                    "expires_in": 60,
+                    "events_url": f"/v1/batches/{EXAMPLE_BATCH_ID}/events?ticket={_EXAMPLE_TICKET}",
+                }
+            ]
+        }
+    )
+
+    ticket: str = Field(description="Opaque; bound to the caller and this batch; opens event streams only.")
+    expires_in: int = Field(description="Seconds the ticket stays valid for opening (or re-opening) the stream.")
+    events_url: str = Field(description="The event stream's URL with the ticket (for `new EventSource(url)`).")
 
 
 class PipelineInfo(BaseModel):

@@ -16,7 +16,7 @@ PUBLIC_KEY_ALGORITHMS = frozenset(
 MIN_HMAC_SECRET_BYTES = 32
 
 # Rate-limited endpoints (route names); each has a `rate_limit_<name>` setting.
-RATE_LIMITED_ENDPOINTS = ("request_pipeline", "batch_status", "request_outcome", "list_pipelines")
+RATE_LIMITED_ENDPOINTS = ("request_pipeline", "batch_status", "request_outcome", "list_pipelines", "batch_events")
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -66,6 +66,8 @@ class GatewaySettings(BaseSettings):
         "http://127.0.0.1:5173",
     ]
     trusted_proxies: Annotated[list[IpNetwork], NoDecode] = []
+    # The built reference page (clients/web/dist), served at /app/ when set (`conductor dev` sets it).
+    web_dir: Path | None = None
 
     # --- the worker's table views
     worker_url: str = "http://127.0.0.1:4002"
@@ -102,6 +104,18 @@ class GatewaySettings(BaseSettings):
     rate_limit_batch_status: str = "20/second;600/minute"
     rate_limit_request_outcome: str = "20/second;600/minute"
     rate_limit_list_pipelines: str = "10/second;300/minute"
+    # Opening a stream (and getting a stream ticket); an open stream itself is capped by the stream settings below.
+    rate_limit_batch_events: str = "5/second;120/minute"
+
+    # --- the event stream (GET /v1/batches/{batch_id}/events)
+    stream_max_per_client: int = Field(10, ge=1, description="open streams per client (429 beyond)")
+    stream_max: int = Field(2000, ge=1, description="open streams per gateway process (503 beyond)")
+    stream_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+    stream_poll_seconds: float = Field(25.0, gt=0, le=60)  # long-poll wait on the worker's changes view
+    stream_max_seconds: float = Field(900.0, ge=0.1)  # a stream ends after this long; the client resumes
+    stream_ticket_seconds: int = Field(60, ge=5, le=3600)
+    # Signs stream tickets; set the same value on every replica (unset: a random key per process).
+    stream_ticket_secret: SecretStr = SecretStr("")
 
     @field_validator("cors_origins", "jwt_algorithms", mode="before")
     @classmethod

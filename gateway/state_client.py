@@ -8,10 +8,11 @@ from typing import Protocol, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
+import aiohttp
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from contracts.state import BatchStatusView, RequestOutcome
+from contracts.state import BatchChanges, BatchStatusView, RequestOutcome
 from gateway.errors import StateUnavailable, WorkerError
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
@@ -35,6 +36,7 @@ class StateClient(Protocol):
     async def batch_status(self, batch_id: str) -> BatchStatusView | None: ...
     async def batch_owner(self, batch_id: str) -> BatchOwner | None: ...
     async def request_outcome(self, batch_id: str, correlation_id: UUID) -> RequestOutcome | None: ...
+    async def changes(self, batch_id: str, after: int, wait: float) -> BatchChanges | None: ...
     async def check(self) -> bool: ...
     async def aclose(self) -> None: ...
 
@@ -61,6 +63,16 @@ class WorkerStateClient:
             transport=transport,
             trust_env=False,  # internal calls never go through an environment-configured proxy
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+        # Long-polls wait on the worker, one per watched batch: aiohttp, made on first use (it binds the running
+        # loop). httpx was measured unfit here: httpcore's pool scans every connection for every request it adds
+        # or removes (quadratically in one place), and with ~500 long-polls waiting each new one took ~100 ms of CPU.
+        self._polls: aiohttp.ClientSession | None = None
+        self._polls_base = settings.worker_url.rstrip("/")
+        self._polls_headers = {INTERNAL_TOKEN_HEADER: token} if token else {}
+        self._polls_limit = settings.stream_max + 10
+        self._polls_timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.worker_timeout_seconds, sock_read=settings.stream_poll_seconds + 10
         )
         self.attempts = settings.worker_attempts
         self.backoff = settings.worker_backoff_seconds
@@ -93,6 +105,41 @@ class WorkerStateClient:
         response = await self._get("request_outcome", path)
         return None if response is None else self._parse(RequestOutcome, response)
 
+    async def changes(self, batch_id: str, after: int, wait: float) -> BatchChanges | None:
+        """Long-poll the worker: the batch's changes once its version differs from `after`, None after `wait` s.
+
+        One attempt (the stream's watch asks again after a pause): StateUnavailable when the worker is unreachable
+        or rebalancing, WorkerError when it answers anything else it should not (e.g. the batch is gone).
+        """
+        if self._polls is None:
+            self._polls = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._polls_limit, limit_per_host=0),
+                timeout=self._polls_timeout,
+                headers=self._polls_headers,
+                trust_env=False,
+            )
+        url = f"{self._polls_base}/batches/{quote(batch_id, safe='')}/changes"
+        try:
+            async with self._polls.get(url, params={"after": str(after), "wait": str(wait)}) as response:
+                status, body = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.metrics.worker_calls.labels("batch_changes", "unavailable").inc()
+            raise StateUnavailable(f"The batch state service is unreachable ({type(exc).__name__}).") from None
+        if status == 204:
+            self.metrics.worker_calls.labels("batch_changes", "no_change").inc()
+            return None
+        if status == 503:
+            self.metrics.worker_calls.labels("batch_changes", "unavailable").inc()
+            raise StateUnavailable("The batch state service is rebalancing.")
+        self._classify("batch_changes", httpx.Response(status))  # counts it; raises on 401/403/5xx
+        if status != 200:
+            raise WorkerError(f"The batch state service answered HTTP {status} for a watched batch.")
+        try:
+            return BatchChanges.model_validate_json(body)
+        except ValidationError as exc:
+            log.error("worker answered a malformed BatchChanges: %s", exc)
+            raise WorkerError("The batch state service answered a malformed BatchChanges.") from None
+
     async def check(self) -> bool:
         """Return whether the worker's `/healthz` answers 200 within a second (readiness)."""
         try:
@@ -102,8 +149,10 @@ class WorkerStateClient:
         return response.status_code == 200
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._client.aclose()
+        if self._polls is not None:
+            await self._polls.close()
 
     def _remember(self, batch_id: str, owner: BatchOwner) -> None:
         if self.cache_seconds <= 0:

@@ -35,10 +35,11 @@ from tables.batch_state import (
     pipeline_requests,
     read_requests,
     read_state,
+    requests_version,
     write_requests,
     write_state,
 )
-from tables.projection import apply_updates, record_request
+from tables.projection import apply_updates, next_version, record_request
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def _fold(event: EventT[Any], updates: Sequence[BatchStateUpdate]) -> None:
         state = read_state(updates[0].batch_id)
         new_state: BatchState = apply_updates(state, updates)
         if new_state is not state:
+            new_state.version = next_version(state, requests_version(new_state.batch_id))
             write_state(new_state)
     metrics.STATE_UPDATES.labels("changed" if new_state is not state else "unchanged").inc(len(updates))
 
@@ -166,6 +168,7 @@ def _decide(batch_id: str, items: Sequence[tuple[EventT[Any], Command]]) -> tupl
         requests = read_requests(batch_id)
         state: BatchState | None = None
         state_read = recorded = False
+        version = 0
         for _, command in items:
             data = command.data
             outcome = requests.find(data.client_correlation_id) if requests else None
@@ -174,6 +177,9 @@ def _decide(batch_id: str, items: Sequence[tuple[EventT[Any], Command]]) -> tupl
                 if not state_read:
                     state, state_read = read_state(batch_id), True
                 outcome = resolve_request(catalog, data, command.event_timestamp, state)
+                # One write records this take's outcomes: they share the batch's next version.
+                version = version or next_version(state, requests.version if requests else 0)
+                outcome.version = version
                 requests = record_request(requests, batch_id, outcome)
                 recorded = True
             answers.append((command, outcome, redelivered))

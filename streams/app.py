@@ -47,7 +47,9 @@ app = faust.App(
     web_stats_enabled=True,
     web_metrics_enabled=True,
     web_router_enabled=True,
-    web_tables_enabled=True,
+    # Faust's /table/ pages serve table rows to anyone, past the internal token: the token-checked views in
+    # tables/views.py are the only way in (tests/integration/test_internal_token.py).
+    web_tables_enabled=False,
     table_cleanup_interval=60.0,
 )
 setup_prometheus_sensors(app, name_prefix="conductor_faust")

@@ -1,5 +1,6 @@
 """The worker's changelog-backed tables and the model <-> JSON helpers around them."""
 
+import re
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from faust.types import EventT
 
 from contracts.state import BatchRequests, BatchState
 from streams.app import app
+from tables.changes import feed
 
 # Table names are wire names (their changelog topics): renaming one loses state.
 # Keys are the batch id's raw UTF-8 bytes, exactly the message key of every co-partitioned topic: with a
@@ -50,6 +52,7 @@ def read_state(batch_id: str) -> BatchState | None:
 def write_state(state: BatchState) -> None:
     """Store the batch's state (inside stream iteration or an event_context, so it reaches the changelog)."""
     batch_state[state.batch_id.encode()] = state.model_dump_json().encode()
+    feed.notify(state.batch_id)
 
 
 def read_requests(batch_id: str) -> BatchRequests | None:
@@ -61,3 +64,30 @@ def read_requests(batch_id: str) -> BatchRequests | None:
 def write_requests(requests: BatchRequests) -> None:
     """Store the batch's request outcomes (inside stream iteration or an event_context)."""
     pipeline_requests[requests.batch_id.encode()] = requests.model_dump_json().encode()
+    feed.notify(requests.batch_id)
+
+
+_VERSION_PREFIX = re.compile(rb'\{"version":(\d+)[,}]')
+
+
+def _peek_version(raw: Any, model: type[BatchState] | type[BatchRequests]) -> int:
+    """Return a stored row's version without parsing it (rows are written with `version` first)."""
+    if raw is None:
+        return 0
+    found = _VERSION_PREFIX.match(raw)
+    return int(found.group(1)) if found else model.model_validate_json(raw).version
+
+
+def state_version(batch_id: str) -> int:
+    """Return the version of the batch's `batch_state` row (0 if none)."""
+    return _peek_version(batch_state.get(batch_id.encode()), BatchState)
+
+
+def requests_version(batch_id: str) -> int:
+    """Return the version of the batch's `pipeline_requests` row (0 if none)."""
+    return _peek_version(pipeline_requests.get(batch_id.encode()), BatchRequests)
+
+
+def batch_version(batch_id: str) -> int:
+    """Return the batch's version: the higher of its two rows' versions."""
+    return max(state_version(batch_id), requests_version(batch_id))

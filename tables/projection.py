@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 from contracts.state import (
+    BatchChanges,
     BatchRequests,
     BatchState,
     BatchStateUpdate,
@@ -52,15 +53,32 @@ def apply_updates(state: BatchState | None, updates: Sequence[BatchStateUpdate])
                     outcomes[essay_id] = candidate
     if registration is state.registration and not changed:
         return state
-    return BatchState(batch_id=state.batch_id, registration=registration, steps={**steps, **changed})
+    return BatchState(
+        version=state.version, batch_id=state.batch_id, registration=registration, steps={**steps, **changed}
+    )
 
 
 def record_request(requests: BatchRequests | None, batch_id: str, outcome: RequestOutcome) -> BatchRequests:
-    """Return the batch's request log with `outcome` appended (bounded to the most recent ones)."""
+    """Return the batch's request log with `outcome` appended (bounded to the most recent ones).
+
+    The log's version becomes the outcome's; `dropped_through` remembers the newest version that fell off the
+    list, so a reader resuming from an older version knows it cannot be given every outcome since.
+    """
     kept = list(requests.requests) if requests is not None else []
     kept = [r for r in kept if r.client_correlation_id != outcome.client_correlation_id]
     kept.append(outcome)
-    return BatchRequests(batch_id=batch_id, requests=kept[-MAX_KEPT_REQUESTS:])
+    dropped = max((r.version for r in kept[:-MAX_KEPT_REQUESTS]), default=0)
+    return BatchRequests(
+        version=max(outcome.version, requests.version if requests else 0),
+        batch_id=batch_id,
+        requests=kept[-MAX_KEPT_REQUESTS:],
+        dropped_through=max(dropped, requests.dropped_through if requests else 0),
+    )
+
+
+def next_version(state: BatchState | None, requests_version: int) -> int:
+    """Return the batch's next version: one more than the highest version of its two rows."""
+    return max(state.version if state else 0, requests_version) + 1
 
 
 def _progress(step: str, state: BatchState) -> StepProgress:
@@ -89,10 +107,23 @@ def status_view(
     steps = list(dict.fromkeys([*known_steps, *state.steps]))
     return BatchStatusView(
         batch_id=batch_id,
+        version=max(state.version, requests.version if requests else 0),
         registered=registration is not None,
         user_id=registration.user_id if registration else None,
         expected_essay_count=registration.expected_essay_count if registration else 0,
         essay_count=len(registration.essay_ids) if registration else 0,
         steps=[_progress(step, state) for step in steps],
         recent_requests=list(reversed(requests.requests)) if requests else [],
+    )
+
+
+def batch_changes(
+    batch_id: str, state: BatchState | None, requests: BatchRequests | None, known_steps: list[str], changed_at: float
+) -> BatchChanges:
+    """Return the long-poll answer: the status view plus the versions the gateway derives events from."""
+    return BatchChanges(
+        status=status_view(batch_id, state, requests, known_steps),
+        progress_version=state.version if state else 0,
+        dropped_through=requests.dropped_through if requests else 0,
+        changed_at=changed_at,
     )

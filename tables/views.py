@@ -2,6 +2,7 @@
 
 import functools
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from uuid import UUID
@@ -11,10 +12,13 @@ from faust import web
 from faust.web.exceptions import ServiceUnavailable
 
 from streams.app import app, catalog, settings
-from tables.batch_state import batch_state, read_requests, read_state
-from tables.projection import status_view
+from tables.batch_state import batch_state, batch_version, read_requests, read_state
+from tables.changes import feed
+from tables.projection import batch_changes, status_view
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+# Longest long-poll the changes view holds (the gateway asks for less; aiohttp's client timeout is 300 s).
+MAX_WAIT_SECONDS = 60.0
 
 
 def _authorized(request: web.Request) -> bool:
@@ -91,6 +95,53 @@ async def request_outcome(view: web.View, request: web.Request, batch_id: str, c
             raise ServiceUnavailable("partitions are being rebalanced or recovered; retry shortly")
         return view.json({"detail": "no outcome for this request (yet)"}, status=404)
     return view.json(outcome.model_dump(mode="json"))
+
+
+def _changes_query(request: web.Request) -> tuple[int, float] | str:
+    try:
+        after = int(request.query.get("after", "-1"))
+        wait = float(request.query.get("wait", "0"))
+    except ValueError:
+        return "after must be an integer and wait a number of seconds"
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        return f"wait must be between 0 and {MAX_WAIT_SECONDS:.0f} seconds"
+    return after, wait
+
+
+@app.page("/batches/{batch_id}/changes")
+@_owner_unreachable_is_unavailable
+@app.table_route(table=batch_state, match_info="batch_id")
+async def batch_changes_view(view: web.View, request: web.Request, batch_id: str) -> web.Response:
+    """Long-poll: answer the batch's status once its version differs from `after`, or 204 after `wait` seconds.
+
+    `after=-1` (the default) answers at once. A version lower than `after` also answers at once (the caller
+    is ahead of this store, e.g. after a rebuild): the gateway then starts over with a snapshot. Waiting costs
+    an asyncio.Event per watched batch (tables/changes.py), woken by the agents' writes, never a polling loop.
+    """
+    if not _authorized(request):
+        return _unauthorized(view)
+    query = _changes_query(request)
+    if isinstance(query, str):
+        return view.json({"detail": query}, status=400)
+    after, wait = query
+    changed_at = 0.0
+    deadline = time.monotonic() + wait
+    while batch_version(batch_id) == after and (left := deadline - time.monotonic()) > 0:
+        changed_at = await feed.wait(batch_id, left) or changed_at
+    state, requests = read_state(batch_id), read_requests(batch_id)
+    if state is None and requests is None:
+        return view.json({"detail": f"unknown batch {batch_id!r}"}, status=404)
+    changes = batch_changes(batch_id, state, requests, catalog.step_names, changed_at)
+    if changes.status.version == after:
+        return view.text("", status=204)
+    body: Any = changes.model_dump(mode="json")
+    return view.json(body)
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # (Faust types receivers positional-only)
+async def wake_long_polls(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Answer every waiting long-poll when partitions move: the caller asks again and reaches the new owner."""
+    feed.notify_all()
 
 
 @app.page("/healthz")

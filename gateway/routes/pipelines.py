@@ -14,12 +14,12 @@ from gateway.models import (
     BATCH_ID_PATTERN,
     EXAMPLE_BATCH_ID,
     EXAMPLE_CORRELATION_ID,
-    OutcomeStatus,
     PipelineAccepted,
     PipelineCatalogView,
     PipelineInfo,
     PipelineRequestBody,
     PipelineRequestOutcome,
+    outcome_view,
 )
 from gateway.openapi import problem_responses
 from gateway.state_client import BatchOwner
@@ -112,6 +112,7 @@ async def request_pipeline(
         prompt_payload=body.prompt_payload,
     )
     await call.services.publisher.publish(command)
+    call.services.push.announce_pending(batch_id, ctx.correlation_id)
     status_url = outcome_url(batch_id, ctx.correlation_id)
     response.headers["Location"] = status_url
     return PipelineAccepted(
@@ -152,28 +153,7 @@ async def get_request_outcome(
     """Return the outcome of one pipeline request."""
     await owned_batch(call, batch_id, act=False)
     outcome = await call.services.state.request_outcome(batch_id, correlation_id)
-    if outcome is None:
-        return PipelineRequestOutcome(
-            batch_id=batch_id,
-            correlation_id=correlation_id,
-            status=OutcomeStatus.PENDING,
-            message="No outcome recorded yet.",
-        )
-    return PipelineRequestOutcome(
-        batch_id=batch_id,
-        correlation_id=correlation_id,
-        status=OutcomeStatus(outcome.status),
-        requested_pipeline=outcome.requested_pipeline,
-        user_id=outcome.user_id,
-        is_retry=outcome.is_retry,
-        requested_at=outcome.requested_at,
-        final_pipeline=outcome.final_pipeline,
-        pruned_steps=outcome.pruned_steps,
-        steps=outcome.steps,
-        analysis_summary=outcome.analysis_summary,
-        reason_code=outcome.reason_code,
-        message=outcome.message,
-    )
+    return outcome_view(batch_id, correlation_id, outcome)
 
 
 @router.get(

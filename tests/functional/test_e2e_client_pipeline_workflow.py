@@ -16,13 +16,16 @@ from contracts.topics import Topic
 from tests.support import messages as m
 from tests.support.brokers import new_broker
 from tests.support.gateway_process import GatewayProcess
-from tests.support.kafka import collect, data_of, produce
+from tests.support.kafka import data_of, produce, read_to_end, wait_committed_to_end
+from tests.support.metrics import sample_value
 from tests.support.processes import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
 DEV_USER = "dev-user"  # the gateway's user in auth mode `none`
 ANSWERS = [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED]
+GROUP = "batch_conductor"  # the worker's app id: its consumer group
+REQUESTS = 50
 
 
 class Stack:
@@ -48,18 +51,18 @@ class Stack:
         wait_until(lambda: self.get(f"/v1/batches/{batch_id}/status").status_code == 200, 30, f"{batch_id} visible")
 
     async def answers(self, correlation_ids: set[str], timeout: float = 30) -> list[Any]:
-        """Read BOS's topics until every correlation id has an answer; return all records for them."""
+        """Return every answer on BOS's topics to these requests, read to the end once the worker is done.
 
-        def complete(kept: list[Any]) -> bool:
-            return {data_of(r)["client_correlation_id"] for r in kept} >= correlation_ids
-
-        return await collect(
-            self.broker.bootstrap,
-            ANSWERS,
-            complete,
-            timeout=timeout,
-            keep=lambda r: data_of(r)["client_correlation_id"] in correlation_ids,
-        )
+        The worker commits a command's offset only after its answer is acknowledged: once it has committed the
+        command topic to its end, every answer it will give is on the topics, and they are read to their end
+        offsets, so a late duplicate or a second, different answer is in what the tests assert on.
+        """
+        await wait_committed_to_end(self.broker.bootstrap, GROUP, [Topic.PIPELINE_COMMAND], timeout)
+        records = await read_to_end(self.broker.bootstrap, ANSWERS)
+        mine = [r for r in records if data_of(r)["client_correlation_id"] in correlation_ids]
+        missing = correlation_ids - {data_of(r)["client_correlation_id"] for r in mine}
+        assert not missing, f"{len(missing)} request(s) unanswered: {sorted(missing)[:5]}"
+        return mine
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +122,8 @@ async def test_pruning_after_completion_events(stack: Stack) -> None:
         "spellcheck completed",
     )
     correlation_id = stack.post(batch, "ai_feedback").json()["correlation_id"]
-    resolved = data_of((await stack.answers({correlation_id}))[0])
+    [answer] = await stack.answers({correlation_id})  # one answer, nothing more on the topics
+    resolved = data_of(answer)
     assert resolved["final_pipeline"] == ["nlp", "ai_feedback"]
     assert resolved["pruned_steps"] == ["spellcheck"]
 
@@ -128,20 +132,34 @@ async def test_fifty_concurrent_requests_each_answered_once(stack: Stack) -> Non
     batches = [new_batch() for _ in range(5)]
     for batch in batches:
         await stack.register(batch, ["e1"])
+    before = resolved_counts(stack)
     async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=20) as client:
         responses = await asyncio.gather(
             *[
                 client.post(f"/v1/batches/{batches[i % 5]}/pipelines", json={"requested_pipeline": "nlp"})
-                for i in range(60)
+                for i in range(REQUESTS)
             ]
         )
-    assert [r.status_code for r in responses] == [202] * 60
+    assert [r.status_code for r in responses] == [202] * REQUESTS
     sent = {r.json()["correlation_id"] for r in responses}
-    assert len(sent) == 60
+    assert len(sent) == REQUESTS
     records = await stack.answers(sent, timeout=60)
     counts = Counter(data_of(r)["client_correlation_id"] for r in records)
-    assert set(counts) == sent and set(counts.values()) == {1}
+    assert set(counts) == sent and set(counts.values()) == {1}, {k: n for k, n in counts.items() if n != 1}
     assert all(json.loads(r.value)["correlation_id"] == data_of(r)["client_correlation_id"] for r in records)
+    assert {r.topic for r in records} == {Topic.PIPELINE_RESOLVED}
+    assert all(data_of(r)["final_pipeline"] == ["spellcheck", "nlp"] for r in records)
+    # The worker's /metrics counted each answer once.
+    assert [after - earlier for after, earlier in zip(resolved_counts(stack), before, strict=True)] == [REQUESTS] * 2
+
+
+def resolved_counts(stack: Stack) -> tuple[float, float]:
+    """Return the worker's counts of resolved commands: by outcome, and as handled input events."""
+    url = stack.worker.web_url
+    return (
+        sample_value(url, "conductor_worker_resolutions_total", outcome="resolved"),
+        sample_value(url, "conductor_worker_events_total", topic=Topic.PIPELINE_COMMAND, outcome="resolved"),
+    )
 
 
 def test_unknown_batch_is_404(stack: Stack) -> None:
@@ -164,9 +182,9 @@ async def test_foreign_owner_is_refused_by_the_worker(stack: Stack) -> None:
     batch = new_batch()
     await stack.register(batch, ["e1"], owner="another-teacher")
     accepted = stack.post(batch, "spellcheck").json()
-    records = await stack.answers({accepted["correlation_id"]})
-    assert records[0].topic == Topic.PIPELINE_RESOLUTION_FAILED
-    assert data_of(records[0])["reason_code"] == "FORBIDDEN"
+    [record] = await stack.answers({accepted["correlation_id"]})
+    assert record.topic == Topic.PIPELINE_RESOLUTION_FAILED
+    assert data_of(record)["reason_code"] == "FORBIDDEN"
     outcome = stack.get(accepted["status_url"]).json()
     assert (outcome["status"], outcome["reason_code"]) == ("failed", "FORBIDDEN")
 
@@ -178,7 +196,7 @@ async def test_correlation_id_flows_from_header_to_resolved_event(stack: Stack) 
     response = stack.post(batch, "spellcheck", **{"X-Correlation-ID": mine})
     assert response.headers["X-Correlation-ID"] == mine
     assert response.json()["correlation_id"] == mine
-    record = (await stack.answers({mine}))[0]
+    [record] = await stack.answers({mine})
     envelope = json.loads(record.value)
     assert envelope["correlation_id"] == mine and envelope["data"]["client_correlation_id"] == mine
     assert envelope["source_service"] == "batch_conductor_service"

@@ -21,14 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from conductor.broker import free_port
 from conductor.brokers import Broker
 from contracts.topics import Topic
 from tests.support.brokers import new_broker
 from tests.support.gateway_process import GatewayProcess
-from tests.support.kafka import collect
+from tests.support.kafka import collect, read_to_end
 from tests.support.stub_worker import StubWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -169,27 +168,6 @@ def _commands_on_the_topic(broker: Broker, correlation_ids: set[str]) -> list[st
 
 
 def _all_correlation_ids(broker: Broker) -> list[str]:
-    """Return the correlation id of every record on the command topic (read until 2 s pass without a record)."""
-
-    async def read() -> list[str]:
-        consumer = AIOKafkaConsumer(
-            Topic.PIPELINE_COMMAND,
-            bootstrap_servers=broker.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            ids: list[str] = []
-            quiet_since = time.monotonic()
-            # Not the end offsets: the embedded broker under-reports them (platform notes).
-            while time.monotonic() - quiet_since < 2.0:
-                batches = await consumer.getmany(timeout_ms=300)
-                for records in batches.values():
-                    ids.extend(json.loads(r.value or b"{}")["correlation_id"] for r in records)
-                    quiet_since = time.monotonic()
-            return ids
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+    """Return the correlation id of every record on the command topic, read to its end offsets."""
+    records = asyncio.run(read_to_end(broker.bootstrap, [Topic.PIPELINE_COMMAND]))
+    return [json.loads(r.value or b"{}")["correlation_id"] for r in records]

@@ -121,9 +121,7 @@ def test_post_publishes_the_exact_envelope_keyed_by_batch(gateway: GatewayProces
     }
 
 
-def test_command_topic_is_created_with_the_configured_partitions(
-    gateway: GatewayProcess, own_broker: Broker
-) -> None:
+def test_command_topic_is_created_with_the_configured_partitions(gateway: GatewayProcess, own_broker: Broker) -> None:
     async def partitions() -> set[int]:
         producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap)
         await producer.start()

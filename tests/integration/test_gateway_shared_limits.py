@@ -21,6 +21,7 @@ from tests.support.stub_worker import StubWorker
 REDIS_UNAVAILABLE = unavailable_reason()
 
 pytestmark = [
+    pytest.mark.http_surface,
     pytest.mark.integration,
     pytest.mark.skipif(REDIS_UNAVAILABLE is not None, reason=REDIS_UNAVAILABLE or ""),
 ]
@@ -32,9 +33,7 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-def test_replicas_share_the_limit_and_fail_open(
-    broker: Broker, tmp_path: Path, redis_server: RedisServer
-) -> None:
+def test_replicas_share_the_limit_and_fail_open(broker: Broker, tmp_path: Path, redis_server: RedisServer) -> None:
     env = {
         "CONDUCTOR_GATEWAY_RATELIMIT_STORAGE": redis_server.url,
         "CONDUCTOR_GATEWAY_RATE_LIMIT_REQUEST_PIPELINE": "3/second;100/minute",

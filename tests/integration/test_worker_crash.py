@@ -17,7 +17,7 @@ from streams.decoding import decode_completion
 from tables.projection import apply_update, status_view
 from tests.support import messages as m
 from tests.support.brokers import new_broker
-from tests.support.kafka import collect, committed_offsets, produce
+from tests.support.kafka import collect, committed_offsets, produce, read_to_end, wait_committed_to_end
 from tests.support.processes import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,6 +26,8 @@ BATCHES = 200
 COMMANDS = 4000
 LOG_INFO = {"CONDUCTOR_WORKER_LOG_LEVEL": "info"}  # rebalances and recovery in the log a failure shows
 STEPS = ["spellcheck", "nlp", "cj_assessment", "ai_feedback"]
+GROUP = "batch_conductor"  # the worker's app id: its consumer group
+ANSWERS = [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED]
 
 
 def _key(msg: dict[str, Any]) -> bytes:
@@ -144,9 +146,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_answers_each_command_once(tmp
                 return answered >= sent.keys()
 
             try:
-                answers = await collect(
-                    broker.bootstrap, [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED], all_answered, 180
-                )
+                await collect(broker.bootstrap, ANSWERS, all_answered, 180)
             except AssertionError as exc:
                 missing = sorted(i for corr, i in sent.items() if corr not in answered)
                 raise AssertionError(
@@ -157,16 +157,12 @@ async def test_kill_9_mid_stream_loses_nothing_and_answers_each_command_once(tmp
             batch_ids = [f"{prefix}-{i}" for i in range(BATCHES)]
             expected = expected_views(events)
             assert_views_become(worker, batch_ids, expected, 60)
+            answers = await every_answer(broker.bootstrap)
         finally:
             worker.stop()
 
-    by_request: dict[str, set[bytes]] = defaultdict(set)
-    copies: dict[str, int] = defaultdict(int)
-    for record in answers:
-        correlation_id = json.loads(record.value)["data"]["client_correlation_id"]
-        by_request[correlation_id].add(record.value)
-        copies[correlation_id] += 1
-    assert set(by_request) == sent.keys()  # every accepted command has an outcome
+    by_request, copies = answers_by_request(answers)
+    assert set(by_request) == sent.keys()  # every accepted command has an outcome, and nothing else has one
     different = {k: v for k, v in by_request.items() if len(v) != 1}
     assert not different, f"{len(different)} command(s) got two different answers"
     duplicates = sum(n - 1 for n in copies.values())
@@ -183,9 +179,7 @@ def start_two_workers(broker_url: str, tmp_path: Path, **env: str) -> tuple[Work
     try:
         second.wait_ready(f"{second.web_url}/healthz", 90)
         wait_until(
-            lambda: all(
-                w.get("/assignment/", timeout=5).json().get("actives") for w in (first, second)
-            ),
+            lambda: all(w.get("/assignment/", timeout=5).json().get("actives") for w in (first, second)),
             60,
             "both workers own partitions",
         )
@@ -244,18 +238,42 @@ async def test_losing_one_of_two_workers_mid_stream_loses_no_command(tmp_path: P
                 return answered >= sent
 
             try:
-                await collect(
-                    broker.bootstrap, [Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED], all_answered, 120
-                )
+                await collect(broker.bootstrap, ANSWERS, all_answered, 120)
             except AssertionError as exc:
                 missing = sorted(i for i, c in enumerate(commands) if c["correlation_id"] not in answered)
                 raise AssertionError(
                     f"{exc}\n{len(missing)} command(s) unanswered, indices {_ranges(missing)}\n--- survivor log ---\n"
                     f"{first.log_tail(60)}"
                 ) from None
+            answers = await every_answer(broker.bootstrap)
         finally:
             second.stop()
             first.stop()
+    by_request, _ = answers_by_request(answers)
+    assert set(by_request) == sent
+    different = {k: v for k, v in by_request.items() if len(v) != 1}
+    assert not different, f"{len(different)} command(s) got two different answers"
+
+
+async def every_answer(bootstrap: str) -> list[Any]:
+    """Return every answer on the answer topics once the worker(s) committed the command topic to its end.
+
+    A command's offset is committed only after its answer is acknowledged, so nothing more is coming for the
+    commands sent; the topics are read to their end offsets, not just until each command was seen once.
+    """
+    await wait_committed_to_end(bootstrap, GROUP, [Topic.PIPELINE_COMMAND], 90)
+    return await read_to_end(bootstrap, ANSWERS)
+
+
+def answers_by_request(answers: list[Any]) -> tuple[dict[str, set[bytes]], dict[str, int]]:
+    """Return each command's distinct answers (exact bytes) and how many copies of answers it got."""
+    by_request: dict[str, set[bytes]] = defaultdict(set)
+    copies: dict[str, int] = defaultdict(int)
+    for record in answers:
+        correlation_id = json.loads(record.value)["data"]["client_correlation_id"]
+        by_request[correlation_id].add(record.value)
+        copies[correlation_id] += 1
+    return by_request, copies
 
 
 async def send_all(bootstrap: str, messages: list[dict[str, Any]]) -> None:

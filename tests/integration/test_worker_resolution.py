@@ -109,9 +109,7 @@ async def test_spellcheck_done_for_all_essays_is_pruned(own_broker: Broker, work
     ]
 
 
-async def test_spellcheck_done_for_some_essays_prunes_nothing(
-    own_broker: Broker, worker: WorkerProcess
-) -> None:
+async def test_spellcheck_done_for_some_essays_prunes_nothing(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     await send(
         own_broker,
@@ -198,9 +196,7 @@ async def test_failures_carry_reason_codes(
     assert answer["reason_code"] == code and answer["message"]
 
 
-async def test_redelivered_command_gets_byte_identical_answer(
-    own_broker: Broker, worker: WorkerProcess
-) -> None:
+async def test_redelivered_command_gets_byte_identical_answer(own_broker: Broker, worker: WorkerProcess) -> None:
     batch = new_batch()
     await send(own_broker, m.registered(batch, ["e1"]))
     wait_projected(worker, batch, lambda v: v["registered"])

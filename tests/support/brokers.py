@@ -32,4 +32,3 @@ def new_broker(log_dir: Path | None, port: int | None = None) -> Broker:
         log_dir.mkdir(parents=True, exist_ok=True)
         return create_broker("kafka", port=port, nodes=int(SELECTED["kafka_nodes"]), data_dir=log_dir / "kafka")
     return create_broker(kind(), port=port, nodes=int(SELECTED["kafka_nodes"]), log_dir=log_dir)
-

@@ -1,11 +1,13 @@
 """A stand-in for the worker's table views on a real socket, for gateway tests that script the worker's answers.
 
-It speaks the worker's view contract (`GET /batches/{id}`, `GET /batches/{id}/requests/{cid}`, `/healthz`,
+It speaks the worker's view contract (`GET /batches/{id}`, `GET /batches/{id}/requests/{cid}`,
+`GET /batches/{id}/changes` (the long-poll: nothing ever changes here), `/healthz`,
 `X-Internal-Token`) and can answer 503 a set number of times, as the worker does while partitions rebalance.
 """
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -61,7 +63,10 @@ class StubWorker:
             if self.unavailable > 0:
                 self.unavailable -= 1
                 return 503, {"detail": "rebalancing"}
+        path, _, query = path.partition("?")
         parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "batches" and parts[2] == "changes" and parts[1] in self.batches:
+            return self._changes(self.batches[parts[1]], dict(p.split("=", 1) for p in query.split("&") if "=" in p))
         if len(parts) == 2 and parts[0] == "batches" and parts[1] in self.batches:
             return 200, self.batches[parts[1]]
         if len(parts) == 4 and parts[0] == "batches" and parts[2] == "requests":
@@ -69,6 +74,14 @@ class StubWorker:
             if outcome is not None:
                 return 200, outcome
         return 404, {"detail": "unknown"}
+
+    @staticmethod
+    def _changes(view: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
+        """The long-poll view: the batch at once when `after` is older, else 204 after `wait` seconds."""
+        if int(query.get("after", "-1")) != view.get("version", 0):
+            return 200, {"status": view, "progress_version": 0, "dropped_through": 0, "changed_at": 0.0}
+        time.sleep(min(float(query.get("wait", "0")), 30.0))
+        return 204, None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
@@ -78,12 +91,15 @@ class StubWorker:
 
             def do_GET(self) -> None:
                 status, body = stub._answer(self.path, {k.lower(): v for k, v in self.headers.items()})
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                payload = json.dumps(body).encode() if status != 204 else b""
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the gateway gave up on a long-poll (its stream ended): nobody to answer
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -21,7 +21,8 @@ JWT_ENV = {
 def token(sub: str | None = "teacher-1", *, key: Any = SECRET, algorithm: str = "HS256", **claims: Any) -> str:
     """Return a signed JWT; claims default to a valid one (set a claim to None to drop it)."""
     now = int(time.time())
-    payload: dict[str, Any] = {"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now + 300, "iat": now}
+    # An hour: tokens made at import time must outlive a slow test session.
+    payload: dict[str, Any] = {"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now + 3600, "iat": now}
     payload.update(claims)
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm=algorithm)
 

@@ -42,8 +42,15 @@ def resolved_env(service: str) -> dict[str, str]:
 
 KAFKA_NODES = ["kafka-1", "kafka-2", "kafka-3"]
 # What only the local cluster sets: its loopback listeners and dirs, and thread counts for 2-core machines.
-LOCAL_ONLY = {"node.id", "listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs",
-              "num.network.threads", "num.io.threads"}
+LOCAL_ONLY = {
+    "node.id",
+    "listeners",
+    "advertised.listeners",
+    "controller.quorum.voters",
+    "log.dirs",
+    "num.network.threads",
+    "num.io.threads",
+}
 
 
 def kafka_properties(service: str) -> dict[str, str]:
@@ -124,3 +131,10 @@ def test_dockerfile_ships_every_package_and_the_cli() -> None:
         assert f"COPY {package} " in dockerfile
     assert 'ENTRYPOINT ["conductor"]' in dockerfile
     assert SERVICES["worker"]["image"] == SERVICES["gateway"]["image"]
+
+
+def test_the_image_installs_the_locked_dependencies() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "pip install --require-hashes -r requirements/runtime.txt" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
+    assert (REPO / "requirements" / "runtime.txt").exists()
