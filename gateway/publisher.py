@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 from uuid import uuid4
@@ -22,6 +23,8 @@ log = logging.getLogger("gateway.publisher")
 
 CommandEnvelope = EventEnvelope[ClientBatchPipelineRequestV1]
 _RECONNECT_MAX_SECONDS = 10.0
+# Readiness says the broker is failing while the latest publish failed less than this long ago (see check()).
+_FAILED_PUBLISH_SECONDS = 30.0
 
 
 class Publisher(Protocol):
@@ -63,6 +66,7 @@ class KafkaCommandPublisher:
         self.retry_after = settings.retry_after_seconds
         self.metrics = metrics
         self._producer: AIOKafkaProducer | None = None
+        self._failed_at: float | None = None  # monotonic time of the latest failed publish, None after a success
         self._connecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -129,8 +133,13 @@ class KafkaCommandPublisher:
                     await producer.stop()
 
     async def check(self) -> bool:
-        """Return whether the broker answers a metadata request within a second (readiness)."""
+        """Return whether the broker takes commands: the latest publish did not fail (within the last 30 s) and a
+        metadata request is answered within a second (readiness)."""
         if self._producer is None:
+            return False
+        # With two of three brokers lost, the survivor still answers metadata, but no write reaches
+        # min.insync.replicas: only the publishes themselves show that the broker does not take commands.
+        if self._failed_at is not None and time.monotonic() - self._failed_at < _FAILED_PUBLISH_SECONDS:
             return False
         try:
             async with asyncio.timeout(1.0):
@@ -163,9 +172,11 @@ class KafkaCommandPublisher:
             reason = "timeout" if timed_out else "kafka_error"
             self.metrics.publish_failures.labels(reason).inc()
             log.warning("command for batch %s not acknowledged: %s", command.batch_id, type(exc).__name__)
+            self._failed_at = time.monotonic()
             raise BrokerUnavailable(
                 "The broker did not acknowledge the command in time; retry shortly with the same X-Correlation-ID.",
                 headers={"Retry-After": str(self.retry_after)},
             ) from exc
+        self._failed_at = None
         self.metrics.count_published(command.requested_pipeline)
         return envelope

@@ -116,13 +116,19 @@ def resolve_request(
 
 
 def _envelope(
-    topic: str, id_parts: str, payload: BaseModel, command: EventEnvelope[ClientBatchPipelineRequestV1]
+    topic: str,
+    id_parts: str,
+    payload: BaseModel,
+    command: EventEnvelope[ClientBatchPipelineRequestV1],
+    outcome: RequestOutcome,
 ) -> OutputEvent:
     data = command.data
     envelope = _OUTPUT_ENVELOPE(
         event_id=uuid.uuid5(OUTPUT_ID_NAMESPACE, f"{topic}|{data.client_correlation_id}|{id_parts}"),
         event_type=topic,
-        event_timestamp=command.event_timestamp,
+        # The stored outcome's time (the first command's), not this copy's: a client that retries a 503 with the
+        # same X-Correlation-ID makes the gateway publish a new envelope, whose answer must be the same bytes.
+        event_timestamp=outcome.requested_at,
         source_service=WORKER_SERVICE,
         correlation_id=command.correlation_id or data.client_correlation_id,
         data=payload,
@@ -143,7 +149,7 @@ def output_events(command: EventEnvelope[ClientBatchPipelineRequestV1], outcome:
         failure = PipelineResolutionFailedV1(
             reason_code=outcome.reason_code or "UNKNOWN", message=outcome.message or "", **common
         )
-        return [_envelope(Topic.PIPELINE_RESOLUTION_FAILED, "failed", failure, command)]
+        return [_envelope(Topic.PIPELINE_RESOLUTION_FAILED, "failed", failure, command, outcome)]
     events = [
         _envelope(
             Topic.PHASE_SKIPPED,
@@ -152,9 +158,10 @@ def output_events(command: EventEnvelope[ClientBatchPipelineRequestV1], outcome:
                 batch_id=data.batch_id,
                 phase_name=step,
                 correlation_id=outcome.client_correlation_id,
-                metadata=PhaseSkippedMetadata(entity_id=data.batch_id, timestamp=command.event_timestamp),
+                metadata=PhaseSkippedMetadata(entity_id=data.batch_id, timestamp=outcome.requested_at),
             ),
             command,
+            outcome,
         )
         for step in outcome.pruned_steps
     ]
@@ -165,5 +172,5 @@ def output_events(command: EventEnvelope[ClientBatchPipelineRequestV1], outcome:
         analysis_summary=outcome.analysis_summary or "",
         **common,
     )
-    events.append(_envelope(Topic.PIPELINE_RESOLVED, "resolved", resolved, command))
+    events.append(_envelope(Topic.PIPELINE_RESOLVED, "resolved", resolved, command, outcome))
     return events

@@ -1,11 +1,15 @@
 """Worker web views: batch state and request outcomes, routed to the worker that owns the batch."""
 
+import functools
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from uuid import UUID
 
+import aiohttp
 from faust import web
+from faust.web.exceptions import ServiceUnavailable
 
 from streams.app import app, catalog, settings
 from tables.batch_state import batch_state, batch_version, read_requests, read_state
@@ -28,7 +32,35 @@ def _unauthorized(view: web.View) -> web.Response:
     return view.json({"detail": f"missing or wrong {INTERNAL_TOKEN_HEADER} header"}, status=401)
 
 
+def _settling() -> bool:
+    """Return whether this worker is rebalancing or recovering tables (its tables may be incomplete)."""
+    recovered = cast(Any, app.tables).recovery.completed.is_set()
+    return bool(app.rebalancing or getattr(app, "in_recovery", False) or not recovered)
+
+
+Handler = Callable[..., Awaitable[web.Response]]
+
+
+def _owner_unreachable_is_unavailable(handler: Handler) -> Handler:
+    """Answer 503 when the worker owning the batch cannot be reached, as Faust does while no owner is known.
+
+    Between a worker's death and the rebalance that moves its partitions (the session timeout), Faust still
+    routes reads to it and the failed proxy call became a 500; the gateway then answered 502 instead of the
+    retryable 503 (seen killing one of two workers on the 3-node cluster).
+    """
+
+    @functools.wraps(handler)
+    async def routed(view: web.View, request: web.Request, *args: Any, **kwargs: Any) -> web.Response:
+        try:
+            return await handler(view, request, *args, **kwargs)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ServiceUnavailable(f"the worker owning this batch is unreachable: {type(exc).__name__}") from exc
+
+    return routed
+
+
 @app.page("/batches/{batch_id}")
+@_owner_unreachable_is_unavailable
 @app.table_route(table=batch_state, match_info="batch_id")
 async def batch_status(view: web.View, request: web.Request, batch_id: str) -> web.Response:
     """Return the batch's projected state and recent requests (404 when nothing is known of it)."""
@@ -36,12 +68,17 @@ async def batch_status(view: web.View, request: web.Request, batch_id: str) -> w
         return _unauthorized(view)
     state, requests = read_state(batch_id), read_requests(batch_id)
     if state is None and requests is None:
+        if _settling():
+            # This worker may own the batch's partition without having recovered it yet (a worker joined or left):
+            # "unknown" is not known yet, so say so retryably instead of a 404 the gateway passes on to the client.
+            raise ServiceUnavailable("partitions are being rebalanced or recovered; retry shortly")
         return view.json({"detail": f"unknown batch {batch_id!r}"}, status=404)
     body: Any = status_view(batch_id, state, requests, catalog.step_names).model_dump(mode="json")
     return view.json(body)
 
 
 @app.page("/batches/{batch_id}/requests/{correlation_id}")
+@_owner_unreachable_is_unavailable
 @app.table_route(table=batch_state, match_info="batch_id")
 async def request_outcome(view: web.View, request: web.Request, batch_id: str, correlation_id: str) -> web.Response:
     """Return the outcome of one pipeline request (404 until the worker has answered it)."""
@@ -54,6 +91,8 @@ async def request_outcome(view: web.View, request: web.Request, batch_id: str, c
     requests = read_requests(batch_id)
     outcome = requests.find(wanted) if requests else None
     if outcome is None:
+        if _settling():
+            raise ServiceUnavailable("partitions are being rebalanced or recovered; retry shortly")
         return view.json({"detail": "no outcome for this request (yet)"}, status=404)
     return view.json(outcome.model_dump(mode="json"))
 
@@ -70,6 +109,7 @@ def _changes_query(request: web.Request) -> tuple[int, float] | str:
 
 
 @app.page("/batches/{batch_id}/changes")
+@_owner_unreachable_is_unavailable
 @app.table_route(table=batch_state, match_info="batch_id")
 async def batch_changes_view(view: web.View, request: web.Request, batch_id: str) -> web.Response:
     """Long-poll: answer the batch's status once its version differs from `after`, or 204 after `wait` seconds.

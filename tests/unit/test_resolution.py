@@ -404,6 +404,23 @@ def test_event_id_does_not_depend_on_the_command_envelope_id() -> None:
 
 
 @pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param(batch_state(ESSAYS, {"spellcheck": ALL_OK, "nlp": ALL_OK}), id="resolved"),
+        pytest.param(None, id="failed"),
+    ],
+)
+def test_a_command_published_again_gets_the_stored_answer_byte_for_byte(state: BatchState | None) -> None:
+    # A client retries a 503 with the same X-Correlation-ID after the first copy did reach the topic: the gateway
+    # publishes a new envelope (new event id and timestamp); the worker answers it from the stored outcome.
+    command = _command()
+    outcome = resolve_request(shipped_catalog(), command, at(60), state)
+    first = output_events(_envelope(command), outcome)
+    again = _envelope(command).model_copy(update={"event_id": uuid_n(3), "event_timestamp": at(75)})
+    assert output_events(again, outcome) == first
+
+
+@pytest.mark.parametrize(
     ("envelope_correlation", "expected"), [(None, CCID), (ENVELOPE_CORRELATION, ENVELOPE_CORRELATION)]
 )
 def test_correlation_id_falls_back_to_client_correlation_id(

@@ -60,3 +60,33 @@ async def test_broker_errors_become_503_and_are_counted(error: Exception) -> Non
     [(topic, key, _)] = producer.sent
     assert (topic, key) == ("huleedu.commands.batch.pipeline.v1", b"b1")
     assert 'gateway_publish_failures_total{reason="timeout"} 1.0' in metrics.render().decode()
+
+
+class Metadata:
+    async def fetch_all_metadata(self) -> None:
+        return None
+
+
+class FlakyProducer(FailingProducer):
+    """Fails while `error` is set, else acknowledges; its metadata requests always succeed."""
+
+    client = Metadata()
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+        self.sent.append((topic, key, value))
+        if self.error is not None:
+            raise self.error
+
+
+async def test_readiness_fails_while_the_latest_publish_failed_though_metadata_answers() -> None:
+    # Two of three brokers lost: the survivor answers metadata, but no command reaches min.insync.replicas.
+    publisher = KafkaCommandPublisher(settings(), GatewayMetrics())
+    producer = FlakyProducer(RequestTimedOutError())
+    publisher._producer = producer  # type: ignore[assignment]
+    assert await publisher.check()
+    with pytest.raises(BrokerUnavailable):
+        await publisher.publish(COMMAND)
+    assert not await publisher.check()
+    producer.error = None  # type: ignore[assignment]
+    await publisher.publish(COMMAND)
+    assert await publisher.check()
