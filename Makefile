@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
-.PHONY: run test lint unit bench lock clean kafka-tools clients browser
+.PHONY: run test test-faults lint unit bench lock clean kafka-tools clients browser
 
 # Installs come from the lock files in requirements/ (every package pinned, with its hashes); `make lock` refreshes
 # them. pip installs the tools (pip, uv, setuptools), uv the rest (parallel downloads). The venv is brought up to
@@ -36,10 +36,15 @@ lint: $(STAMP)
 test: lint kafka-tools clients browser
 	$(BIN)/coverage erase
 	$(BIN)/pytest --broker embedded --cov --cov-append --cov-report=
-	$(BIN)/pytest tests/integration tests/functional --broker kafka -m "not http_surface" --cov --cov-append --cov-report=
+	$(BIN)/pytest tests/integration tests/functional --broker kafka -m "not http_surface and not cluster_faults" \
+		--cov --cov-append --cov-report=
 	$(BIN)/coverage report --skip-covered
 	$(BIN)/coverage xml --quiet
 	$(BIN)/coverage report --include='contracts/*,streams/resolution.py,tables/projection.py' --fail-under=90
+
+# Faults of a 3-node Kafka cluster (issue 11; minutes each): not yet in `make test`, see README.
+test-faults: lint kafka-tools
+	$(BIN)/pytest tests/integration/test_cluster_faults.py --broker kafka -m cluster_faults -s
 
 # Apache Kafka for the tests' second pass: a JDK and Maven (Debian's packages when missing; the broker's jars then
 # come from Maven Central on first use, see deploy/kafka/pom.xml).
