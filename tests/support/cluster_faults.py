@@ -25,6 +25,7 @@ from aiokafka.structs import ConsumerRecord
 from conductor.broker import BrokerError, free_port
 from conductor.kafka_cluster import KafkaCluster, KafkaNode
 from contracts.topics import Topic
+from tests.support import kafka as kafka_support
 from tests.support import messages as m
 from tests.support.gateway_process import GatewayProcess
 from tests.support.processes import WorkerProcess
@@ -391,40 +392,12 @@ async def read_to_end(
     that fails with a Kafka error (a node not ready on the loaded machine) is done again from the start."""
     for attempt in range(1, attempts + 1):
         try:
-            return await _read_to_end(bootstrap, list(topics), timeout)
+            return await kafka_support.read_to_end(bootstrap, list(topics), timeout=timeout)
         except KafkaError:
             if attempt == attempts:
                 raise
             await asyncio.sleep(2.0)
     raise AssertionError("unreachable")
-
-
-async def _read_to_end(bootstrap: str, topics: list[str], timeout: float) -> list[ConsumerRecord[bytes, bytes]]:
-    topics = list(topics)
-    partitions = sorted(await partition_states(bootstrap, topics))
-    assert partitions, f"no partition of {topics} in the metadata"
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        ends = {tp: int(end) for tp, end in (await consumer.end_offsets(partitions)).items()}
-        todo = {tp for tp, end in ends.items() if end > 0}
-        if not todo:
-            return records
-        consumer.assign(list(todo))
-        await consumer.seek_to_beginning(*todo)
-        deadline = time.monotonic() + timeout
-        while todo:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out reading to the end offsets {ends}")
-            for tp, batch in (await consumer.getmany(*todo, timeout_ms=500)).items():
-                records.extend(r for r in batch if r.offset < ends[tp])
-                if batch and batch[-1].offset + 1 >= ends[tp]:
-                    todo.discard(tp)
-                    consumer.pause(tp)
-    finally:
-        await stop_quietly(consumer)
-    return records
 
 
 async def wait_answered(bootstrap: str, wanted: set[str], timeout: float) -> set[str]:
