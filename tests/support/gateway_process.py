@@ -55,7 +55,7 @@ class GatewayProcess(ServiceProcess):
             return False
         return "gateway_broker_connected 1.0" in text
 
-    def start_and_wait(self, timeout: float = 30.0, broker: bool = True) -> "GatewayProcess":
+    def start_and_wait(self, timeout: float = 60.0, broker: bool = True) -> "GatewayProcess":
         """Start, wait for `/healthz` and (unless `broker=False`) for the producer's connection."""
         self.start()
         self.wait_ready(f"{self.url}/healthz", timeout)
