@@ -219,21 +219,35 @@ def install_seek_uncommitted_to_earliest(fix: str = "seek-uncommitted") -> None:
 # --- 2. stale-fetch ---
 
 
+def drop_stale_fetches(original: Any) -> Any:
+    """Wrap Faust's `Consumer.getmany`: drop stale records of acked topics, and undo a read offset set across a seek."""
+
+    async def getmany(self: Any, timeout: float) -> Any:
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        async for tp, message in original(self, timeout):
+            if not acks_enabled_for(message.topic):
+                yield tp, message
+                continue
+            if is_stale(self, message):
+                self._conductor_stale_dropped = getattr(self, "_conductor_stale_dropped", 0) + 1
+                continue
+            yield tp, message
+            # Faust's drain awaits the delivery of this message (`wait_first(callback(message), ...)`) and only then
+            # sets the read offset to it. A seek during that await set the read offset for the re-fetch, and the drain
+            # then overwrote it with this older epoch's offset: the "already read" guard would drop every re-fetched
+            # record below it, and they are never fetched again. Undo that write (None: nothing read since the seek).
+            if is_stale(self, message) and self._read_offset.get(tp) == message.offset:
+                self._read_offset.pop(tp, None)
+                log.debug("read offset of %s reset: offset %s was delivered across a seek", tp, message.offset)
+
+    return getmany
+
+
 def install_drop_stale_fetches(fix: str = "stale-fetch") -> None:
     """Drop records fetched before their partition's latest seek, before Faust's "already read" guard sees them."""
     install_fetch_tracking()
 
-    @_patch(Consumer, "getmany", fix)
-    def _getmany(original: Any) -> Any:
-        async def getmany(self: Any, timeout: float) -> Any:
-            acks_enabled_for = self.app.topics.acks_enabled_for
-            async for tp, message in original(self, timeout):
-                if acks_enabled_for(message.topic) and is_stale(self, message):
-                    self._conductor_stale_dropped = getattr(self, "_conductor_stale_dropped", 0) + 1
-                    continue
-                yield tp, message
-
-        return getmany
+    _patch(Consumer, "getmany", fix)(drop_stale_fetches)
 
     @_patch(Consumer, "perform_seek", fix)
     def _perform_seek(original: Any) -> Any:
