@@ -10,7 +10,9 @@ the agents consume with acknowledgements (not the changelogs, whose replay keeps
 2. `stale-fetch`: a record fetched before its partition's latest seek, or under an earlier assignment, is dropped
    before Faust's "already read" guard sees it; it is fetched again from the new position. Faust handed such records
    to the streams after the seek (faust-streaming #216, #221): the guard's read offset jumped past the committed one
-   and the re-fetched records in between were dropped. The guard and Faust's gap bookkeeping stay on.
+   and the re-fetched records in between were dropped. The guard and Faust's gap bookkeeping stay on. A record that
+   was current when handed on but whose delivery the drain was still awaiting when a seek came (a second
+   post-rebalance seek while the flow runs) has its read offset undone after the drain set it, for the same reason.
 3. `head-gap`: the committed offset moves only over offsets that are acknowledged or known to hold no record. The
    fetcher knows the latter exactly: the offsets it stepped over between the position it fetched from and the records
    it returned (transaction markers, compacted or deleted records). Faust guessed them from its read offset, one off
