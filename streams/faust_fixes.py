@@ -10,7 +10,9 @@ the agents consume with acknowledgements (not the changelogs, whose replay keeps
 2. `stale-fetch`: a record fetched before its partition's latest seek, or under an earlier assignment, is dropped
    before Faust's "already read" guard sees it; it is fetched again from the new position. Faust handed such records
    to the streams after the seek (faust-streaming #216, #221): the guard's read offset jumped past the committed one
-   and the re-fetched records in between were dropped. The guard and Faust's gap bookkeeping stay on.
+   and the re-fetched records in between were dropped. The guard and Faust's gap bookkeeping stay on. A record that
+   was current when handed on but whose delivery the drain was still awaiting when a seek came (a second
+   post-rebalance seek while the flow runs) has its read offset undone after the drain set it, for the same reason.
 3. `head-gap`: the committed offset moves only over offsets that are acknowledged or known to hold no record. The
    fetcher knows the latter exactly: the offsets it stepped over between the position it fetched from and the records
    it returned (transaction markers, compacted or deleted records). Faust guessed them from its read offset, one off
@@ -219,21 +221,35 @@ def install_seek_uncommitted_to_earliest(fix: str = "seek-uncommitted") -> None:
 # --- 2. stale-fetch ---
 
 
+def drop_stale_fetches(original: Any) -> Any:
+    """Wrap Faust's `Consumer.getmany`: drop stale records of acked topics, and undo a read offset set across a seek."""
+
+    async def getmany(self: Any, timeout: float) -> Any:
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        async for tp, message in original(self, timeout):
+            if not acks_enabled_for(message.topic):
+                yield tp, message
+                continue
+            if is_stale(self, message):
+                self._conductor_stale_dropped = getattr(self, "_conductor_stale_dropped", 0) + 1
+                continue
+            yield tp, message
+            # Faust's drain awaits the delivery of this message (`wait_first(callback(message), ...)`) and only then
+            # sets the read offset to it. A seek during that await set the read offset for the re-fetch, and the drain
+            # then overwrote it with this older epoch's offset: the "already read" guard would drop every re-fetched
+            # record below it, and they are never fetched again. Undo that write (None: nothing read since the seek).
+            if is_stale(self, message) and self._read_offset.get(tp) == message.offset:
+                self._read_offset.pop(tp, None)
+                log.debug("read offset of %s reset: offset %s was delivered across a seek", tp, message.offset)
+
+    return getmany
+
+
 def install_drop_stale_fetches(fix: str = "stale-fetch") -> None:
     """Drop records fetched before their partition's latest seek, before Faust's "already read" guard sees them."""
     install_fetch_tracking()
 
-    @_patch(Consumer, "getmany", fix)
-    def _getmany(original: Any) -> Any:
-        async def getmany(self: Any, timeout: float) -> Any:
-            acks_enabled_for = self.app.topics.acks_enabled_for
-            async for tp, message in original(self, timeout):
-                if acks_enabled_for(message.topic) and is_stale(self, message):
-                    self._conductor_stale_dropped = getattr(self, "_conductor_stale_dropped", 0) + 1
-                    continue
-                yield tp, message
-
-        return getmany
+    _patch(Consumer, "getmany", fix)(drop_stale_fetches)
 
     @_patch(Consumer, "perform_seek", fix)
     def _perform_seek(original: Any) -> Any:

@@ -148,3 +148,40 @@ async def test_offsets_stepped_over_before_a_record_are_known_empty_from_the_com
     assert known_empty(_message(state, 0, 13, 13), committed=10) is None
     assert known_empty(_message(state, 0, None, 13), committed=10) is None  # not known: nothing assumed
     assert known_empty(SimpleNamespace(offset=13), committed=None) is None
+
+
+async def test_a_read_offset_set_across_a_seek_is_undone_so_the_refetched_records_pass_the_guard() -> None:
+    faust_fixes.install_fetch_tracking()
+    state, tp = _state(), TP(STREAM, 0)
+    state.seek(0)
+    fetched = [_message(state, state._conductor_seek_epoch, None, offset, tp) for offset in (254, 255)]
+    for message in fetched:
+        message.topic = STREAM
+
+    async def original(self: Any, timeout: float) -> Any:
+        for message in fetched:
+            yield tp, message
+
+    consumer: Any = _consumer(state)
+    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+    consumer._read_offset = {tp: 253}
+    delivered = []
+    # Faust's drain: deliver each message (awaited), then set the read offset to it. A post-rebalance seek to the
+    # committed offset 0 happens while 254 is being delivered: the seek clears the read offset, the drain then sets it.
+    async for _, message in faust_fixes.drop_stale_fetches(original)(consumer, 1.0):
+        delivered.append(message.offset)
+        if message.offset == 254:
+            state.seek(0)
+            consumer._read_offset[tp] = None
+        consumer._read_offset[tp] = message.offset
+    assert delivered == [254]  # 255 was fetched before the seek: dropped, it comes again
+    assert consumer._read_offset.get(tp) is None  # the re-fetch from 0 passes the "already read" guard
+
+    # Without a seek, the drain's read offset stands.
+    state.seek(0)
+    fetched = [_message(state, state._conductor_seek_epoch, None, offset, tp) for offset in (0, 1)]
+    for message in fetched:
+        message.topic = STREAM
+    async for _, message in faust_fixes.drop_stale_fetches(original)(consumer, 1.0):
+        consumer._read_offset[tp] = message.offset
+    assert consumer._read_offset[tp] == 1
