@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from conductor.broker import BrokerError, die_with_parent, free_port, wait_for_port
+from conductor.broker import BrokerError, die_with_parent, wait_for_port
 from conductor.kafka_admin import live_brokers
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
@@ -286,10 +287,8 @@ class KafkaCluster:
             raise ValueError("a local cluster has 1 or 3 nodes")
         self.nodes = nodes
         self.host = host
-        self.port = port or _free_run(host, nodes)
-        self.controller_port = controller_port or (
-            self.port + CONTROLLER_PORT_OFFSET if port else _free_run(host, nodes)
-        )
+        self.port = port or free_port_run(host, nodes)
+        self.controller_port = controller_port or self.port + CONTROLLER_PORT_OFFSET
         self._own_dir = data_dir is None
         self.data_dir = (data_dir or Path(_tempdir())).resolve()
         # 24 GiB and 2 cores: a gigabyte each is plenty for test and demo loads.
@@ -399,13 +398,19 @@ class KafkaCluster:
         self.stop()
 
 
-def _free_run(host: str, count: int) -> int:
-    """Return the first of `count` consecutive ports that are free now."""
-    for _ in range(50):
-        first = free_port(host)
-        if all(_port_free(host, first + i) for i in range(1, count)):
+def free_port_run(host: str = "127.0.0.1", count: int = 1) -> int:
+    """Return a port P such that P .. P+count-1 and their controller ports (+100) are free now.
+
+    Drawn below Linux's ephemeral range (32768-60999): a port handed out by the kernel for free_port() or an
+    outgoing connection could otherwise be taken between this choice and a node's start (seen on a busy machine).
+    """
+    rng = random.SystemRandom()
+    for _ in range(200):
+        first = rng.randrange(20000, 32000 - CONTROLLER_PORT_OFFSET - count)
+        wanted = [first + i for i in range(count)] + [first + CONTROLLER_PORT_OFFSET + i for i in range(count)]
+        if all(_port_free(host, port) for port in wanted):
             return first
-    raise BrokerError(f"no run of {count} free ports found")
+    raise BrokerError(f"no run of {count} free ports (and their controller ports) found")
 
 
 def _port_free(host: str, port: int) -> bool:

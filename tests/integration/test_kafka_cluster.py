@@ -13,9 +13,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from conductor.broker import free_port
 from conductor.kafka_admin import ensure_topics
-from conductor.kafka_cluster import KafkaCluster, kafka_version
+from conductor.kafka_cluster import KafkaCluster, free_port_run, kafka_version
 from tests.support.brokers import kind
 from tests.support.processes import REPO, wait_until
 
@@ -77,7 +76,7 @@ async def round_trip(bootstrap: str, topic: str, value: bytes) -> list[bytes]:
 
 def test_cli_runs_a_three_node_quorum_until_ctrl_c_and_a_restart_keeps_its_topics(tmp_path: Path) -> None:
     data_dir = tmp_path / "kafka"
-    port = free_port()
+    port = free_port_run(count=3)
     command = [sys.executable, "-m", "conductor.cli", "kafka", "--nodes", "3", "--port", str(port),
                "--data-dir", str(data_dir)]  # fmt: skip
 
@@ -120,7 +119,7 @@ def test_cli_runs_a_three_node_quorum_until_ctrl_c_and_a_restart_keeps_its_topic
 def test_a_killed_parent_leaves_no_jvm_behind(tmp_path: Path) -> None:
     data_dir = tmp_path / "kafka"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conductor.cli", "kafka", "--port", str(free_port()), "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "conductor.cli", "kafka", "--port", str(free_port_run()), "--data-dir", str(data_dir)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -138,7 +137,7 @@ def test_a_data_dir_keeps_its_node_count(tmp_path: Path) -> None:
         pass
     result = subprocess.run(
         [sys.executable, "-m", "conductor.cli", "kafka", "--nodes", "3", "--data-dir", str(tmp_path / "kafka"),
-         "--port", str(free_port())],
+         "--port", str(free_port_run(count=3))],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
