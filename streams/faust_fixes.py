@@ -3,16 +3,20 @@
 docs/faust-consumer-gaps.md gives each gap's reproduction, mechanism and upstream issue. Each fix applies to the topics
 the agents consume with acknowledgements (not the changelogs, whose replay keeps Faust's rules):
 
-1. `seek-uncommitted`: after Faust's post-rebalance seek, a partition with no committed offset, or one below the
-   log start (retention, DeleteRecords), is sought to the log start and that offset is committed at once. aiokafka's
+1. `seek-uncommitted`: Faust's post-rebalance seek is made exact for stream partitions. aiokafka's
    `seek_to_committed` skips committed offsets of 0 and absent ones (aio-libs/aiokafka#1003), so such a partition
-   went on from wherever the fetcher had got to while the rebalance dropped what it fetched.
+   went on from wherever the fetcher had got to while the rebalance dropped what it fetched; Faust then stored a
+   committed 0 as None, which turned its head-of-queue check off. Now each stream partition is sought, in the
+   consumer thread, to its committed offset (0 included), or to its log start when none is committed or the committed
+   offset is below it (retention, DeleteRecords), with one request for all committed offsets.
 2. `stale-fetch`: a record fetched before its partition's latest seek, or under an earlier assignment, is dropped
    before Faust's "already read" guard sees it; it is fetched again from the new position. Faust handed such records
    to the streams after the seek (faust-streaming #216, #221): the guard's read offset jumped past the committed one
    and the re-fetched records in between were dropped. The guard and Faust's gap bookkeeping stay on. A record that
    was current when handed on but whose delivery the drain was still awaiting when a seek came (a second
    post-rebalance seek while the flow runs) has its read offset undone after the drain set it, for the same reason.
+   Acknowledgements follow the same rule: that of a stale record does not count (it comes again), and after a seek
+   only those of records fetched since their partition's seek are kept (the flow runs while partitions are sought).
 3. `head-gap`: the committed offset moves only over offsets that are acknowledged or known to hold no record. The
    fetcher knows the latter exactly: the offsets it stepped over between the position it fetched from and the records
    it returned (transaction markers, compacted or deleted records). Faust guessed them from its read offset, one off
@@ -27,8 +31,11 @@ from typing import Any
 
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.consumer import subscription_state as aiokafka_subscription
+from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.utils.futures import notify
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ _EPOCH = "_conductor_seek_epoch"  # on aiokafka's TopicPartitionState: bumped by
 _NEXT = "_conductor_next_offset"  # on the same: the offset up to which the fetcher has stepped in this epoch
 _FETCH = "_conductor_fetch"  # on a record and its Faust message: (state, epoch, first offset known empty before it)
 _WITHHELD = "_conductor_withheld"  # on a Faust message: its agent did not process it
+_ACK_FETCH = "_conductor_ack_fetch"  # on Faust's consumer: {tp: {acked offset: (state, epoch) it was fetched in}}
 
 Consumer: Any = faust_consumer.Consumer
 AIOKafkaConsumer: Any = faust_aiokafka.Consumer
@@ -172,47 +180,84 @@ def _stream_partitions(consumer: Any) -> set[Any]:
     return {tp for tp in consumer.assignment() if not consumer._is_changelog_tp(tp) and acks_enabled_for(tp.topic)}
 
 
-def _reassigning(consumer: Any) -> bool:
-    """Return whether aiokafka is between a revocation and the next assignment."""
-    try:
-        return bool(consumer._thread._consumer._subscription.reassignment_in_progress)
-    except AttributeError:
-        return False
+def seek_position(committed: int | None, log_start: int) -> int:
+    """Return where a stream partition resumes: its committed offset, or the log start when none is valid."""
+    return committed if committed is not None and committed >= log_start else log_start
 
 
-def to_rewind(committed: dict[Any, int | None], earliest: dict[Any, int]) -> dict[Any, int]:
-    """Return the partitions to seek to their log start: no committed offset, or one below the log start."""
-    return {
-        tp: start for tp, start in earliest.items() if committed.get(tp) is None or committed[tp] < start  # type: ignore[operator]
-    }
+async def seek_to_committed_exactly(consumer: Any, exact: set[Any]) -> dict[Any, int | None]:
+    """aiokafka's `seek_to_committed`, run in the consumer thread like it, but exact for the partitions in `exact`.
+
+    aiokafka seeks only to committed offsets above 0 (aio-libs/aiokafka#1003) and reads them one request per partition.
+    Here one request reads them all; a partition of `exact` is sought to its committed offset, 0 included, or to its
+    log start when nothing is committed or the committed offset is below it (retention, DeleteRecords), and that
+    position is returned as its committed offset. Other partitions (changelogs) keep aiokafka's rule.
+    """
+    partitions = consumer._subscription.assigned_partitions()
+    assert partitions, "No partitions are currently assigned"
+    fetched = await consumer._coordinator.fetch_committed_offsets(partitions)
+    committed = {tp: fetched[tp].offset if tp in fetched and fetched[tp].offset >= 0 else None for tp in partitions}
+    exact_here = [tp for tp in partitions if tp in exact]
+    starts = await consumer.beginning_offsets(exact_here) if exact_here else {}
+    still_assigned = consumer._subscription.assigned_partitions()  # a rebalance may have begun during the requests
+    result: dict[Any, int | None] = {}
+    to_commit = {}
+    for tp in partitions:
+        if tp not in still_assigned:
+            continue
+        if tp in starts:
+            result[tp] = seek_position(committed[tp], starts[tp])
+            consumer._fetcher.seek_to(tp, result[tp])
+            if result[tp] != committed[tp]:
+                to_commit[tp] = OffsetAndMetadata(result[tp], "")
+        else:
+            result[tp] = committed[tp]
+            if committed[tp]:
+                consumer._fetcher.seek_to(tp, committed[tp])
+    if to_commit:
+        # Commit the log start where nothing valid was committed, so that the group's lag shows and the next owner
+        # finds it. Only ever forward; best effort (a rebalance under way refuses it; the next seek tries again).
+        try:
+            await consumer.commit(to_commit)
+        except (KafkaError, IllegalStateError) as exc:
+            log.info("committing the log start of %s failed (%r); the next seek tries again", list(to_commit), exc)
+        else:
+            log.info(
+                "no committed offset, or one below the log start: sought to the log start and committed %s",
+                {f"{tp.topic}[{tp.partition}]": at.offset for tp, at in to_commit.items()},
+            )
+    return result
 
 
 def install_seek_uncommitted_to_earliest(fix: str = "seek-uncommitted") -> None:
-    """Make Faust's post-rebalance seek also rewind (and commit) partitions without a valid committed offset."""
+    """Make Faust's post-rebalance seek exact for stream partitions: committed offset 0 or none included."""
 
     @_patch(Consumer, "perform_seek", fix)
     def _perform_seek(original: Any) -> Any:
         async def perform_seek(self: Any) -> None:
-            await original(self)
-            if self.app.conf.consumer_auto_offset_reset != "earliest":
-                return  # only the policy this service runs with (Faust's default) is made exact
-            if _reassigning(self):
-                # Faust's getmany also seeks when a rebalance stops the flow mid-fetch: the assignment is not settled
-                # then, and a commit there could wait on the consumer thread that the rebalance holds. The seek
-                # after the assignment and recovery does it.
+            thread = getattr(self, "_thread", None)
+            if thread is None or self.app.conf.consumer_auto_offset_reset != "earliest":
+                await original(self)  # only the threaded aiokafka consumer and the policy this service runs with
                 return
-            partitions = _stream_partitions(self)
-            if not partitions:
-                return
-            targets = to_rewind(dict(self._committed_offset), dict(await self.earliest_offsets(*partitions)))
-            if not targets:
-                return
-            for tp, offset in targets.items():
-                await self.seek(tp, offset)
-            await self._commit_offsets(targets)
-            log.info(
-                "no committed offset, or one below the log start: sought to the log start and committed %s",
-                {f"{tp.topic}[{tp.partition}]": offset for tp, offset in targets.items()},
+            streams = _stream_partitions(self)
+            # Faust's own body, with the exact seek, in the consumer thread as Faust's `seek_to_committed` runs
+            # (aiokafka's fetcher is not thread-safe: a seek from this thread once crashed it with a KeyError).
+            positions = {
+                faust_consumer.ensure_TP(tp): offset
+                for tp, offset in (
+                    await thread.call_thread(seek_to_committed_exactly, thread._ensure_consumer(), streams)
+                ).items()
+            }
+            self._read_offset.update(
+                {tp: offset if offset is not None and offset >= 0 else None for tp, offset in positions.items()}
+            )
+            # Faust stores a committed offset of 0 as None, which turns its head-of-queue check off; keep the 0.
+            self._committed_offset.update(
+                {
+                    tp: offset if offset or (offset == 0 and tp in streams) else None
+                    for tp, offset in positions.items()
+                    if offset is not None
+                }
             )
 
         return perform_seek
@@ -245,21 +290,65 @@ def drop_stale_fetches(original: Any) -> Any:
     return getmany
 
 
+def keep_current_acks(consumer: Any, tp: Any) -> None:
+    """Forget the acknowledgements of `tp` except those of records fetched since its latest seek."""
+    epochs = getattr(consumer, _ACK_FETCH, {}).get(tp, {})
+    state = _current_state(consumer, tp)
+    current = getattr(state, _EPOCH, 0) if state is not None else None
+    kept = sorted(
+        offset
+        for offset in consumer._acked_index.get(tp, ())
+        if epochs.get(offset, (None, None)) == (state, current) and state is not None
+    )
+    consumer._acked.pop(tp, None)
+    consumer._acked_index.pop(tp, None)
+    if kept:
+        consumer._acked[tp].extend(kept)
+        consumer._acked_index[tp].update(kept)
+    epochs_kept = {offset: epochs[offset] for offset in kept}
+    getattr(consumer, _ACK_FETCH, {})[tp] = epochs_kept
+
+
 def install_drop_stale_fetches(fix: str = "stale-fetch") -> None:
     """Drop records fetched before their partition's latest seek, before Faust's "already read" guard sees them."""
     install_fetch_tracking()
 
     _patch(Consumer, "getmany", fix)(drop_stale_fetches)
 
+    @_patch(Consumer, "ack", fix)
+    def _ack(original: Any) -> Any:
+        def ack(self: Any, message: Any) -> bool:
+            fetch = getattr(message, _FETCH, None)
+            if fetch is None or message.acked or not self.app.topics.acks_enabled_for(message.topic):
+                return original(self, message)  # type: ignore[no-any-return]
+            if is_stale(self, message):
+                # Fetched before its partition's latest seek: it comes again from the sought position, so this
+                # acknowledgement must not count (a record skipped during a rebalance is acked unprocessed).
+                message.acked = True
+                self._unacked_messages.discard(message)
+                notify(self._waiting_for_ack)
+                return False
+            recorded: bool = original(self, message)
+            if recorded:
+                by_tp = self.__dict__.setdefault(_ACK_FETCH, {})
+                epochs = by_tp.setdefault(message.tp, {})
+                epochs[message.offset] = (fetch[0], fetch[1])
+                if len(epochs) > 2 * len(self._acked_index.get(message.tp, ())) + 1024:  # Faust commits them away
+                    index = self._acked_index.get(message.tp, ())
+                    by_tp[message.tp] = {offset: at for offset, at in epochs.items() if offset in index}
+            return recorded
+
+        return ack
+
     @_patch(Consumer, "perform_seek", fix)
     def _perform_seek(original: Any) -> Any:
         async def perform_seek(self: Any) -> None:
             await original(self)
-            # Everything from the committed offsets on comes again: forget acknowledgements recorded before the seek
-            # (Faust's streams ack the records they skip during a rebalance as if processed).
+            # Everything from the committed offsets on comes again: forget the acknowledgements recorded before each
+            # partition's seek. Those of records fetched after it stay: the flow runs while the partitions are sought,
+            # and such a record is not delivered again, so forgetting its acknowledgement would hold the commit there.
             for tp in _stream_partitions(self):
-                self._acked.pop(tp, None)
-                self._acked_index.pop(tp, None)
+                keep_current_acks(self, tp)
                 self._gap.pop(tp, None)
 
         return perform_seek

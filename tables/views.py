@@ -41,8 +41,22 @@ def _settling() -> bool:
 Handler = Callable[..., Awaitable[web.Response]]
 
 
+def _owner_unknown(batch_id: str) -> str | None:
+    """Return why the owner of `batch_id` cannot be placed yet (None when it can).
+
+    Right after a worker starts, Faust's router may have no partition metadata for the table's topic yet: its
+    `key_store` then raises `TypeError: 'NoneType' object is not iterable`, which `table_route` turned into a 500
+    (seen as 502s at the gateway at the start of a cluster-fault run).
+    """
+    try:
+        app.router.key_store(batch_state.name, batch_id)
+    except (TypeError, KeyError) as exc:
+        return f"the owner of this batch is not known yet (partition metadata loading: {type(exc).__name__})"
+    return None
+
+
 def _owner_unreachable_is_unavailable(handler: Handler) -> Handler:
-    """Answer 503 when the worker owning the batch cannot be reached, as Faust does while no owner is known.
+    """Answer 503 when the worker owning the batch cannot be placed or reached, as Faust does while no owner is known.
 
     Between a worker's death and the rebalance that moves its partitions (the session timeout), Faust still
     routes reads to it and the failed proxy call became a 500; the gateway then answered 502 instead of the
@@ -51,6 +65,9 @@ def _owner_unreachable_is_unavailable(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def routed(view: web.View, request: web.Request, *args: Any, **kwargs: Any) -> web.Response:
+        unknown = _owner_unknown(request.match_info["batch_id"])
+        if unknown is not None:
+            raise ServiceUnavailable(unknown)
         try:
             return await handler(view, request, *args, **kwargs)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

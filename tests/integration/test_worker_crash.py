@@ -16,7 +16,7 @@ from contracts.topics import BATCH_STATE_UPDATES, INPUT_TOPICS, Topic
 from streams.decoding import decode_completion
 from tables.projection import apply_update, status_view
 from tests.support import messages as m
-from tests.support.brokers import kind, new_broker
+from tests.support.brokers import new_broker
 from tests.support.kafka import collect, committed_offsets, produce, read_to_end, wait_committed_to_end
 from tests.support.processes import WorkerProcess, wait_until
 
@@ -221,13 +221,6 @@ async def test_every_input_partition_has_a_committed_offset_once_a_worker_is_rea
     assert committed == {name: 0 for name in committed}
 
 
-@pytest.mark.xfail(
-    kind() == "kafka",
-    reason="known, open (README 'Known limitations', docs/faust-consumer-gaps.md): on Apache Kafka a takeover "
-    "still stalls or loses commands in about 2 runs of 13 (an aiokafka fetcher crash from a cross-thread seek, "
-    "and acknowledgements forgotten at the end of Faust's post-rebalance seek)",
-    strict=False,
-)
 async def test_losing_one_of_two_workers_mid_stream_loses_no_command(tmp_path: Path) -> None:
     prefix = f"survive-{uuid.uuid4().hex[:6]}"
     batches = [f"{prefix}-{i}" for i in range(100)]

@@ -17,7 +17,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from streams import faust_fixes
-from streams.faust_fixes import head_gap, install_fixes, is_stale, known_empty, to_rewind
+from streams.faust_fixes import head_gap, install_fixes, is_stale, keep_current_acks, known_empty, seek_position
 
 STREAM, CHANGELOG = "huleedu.commands.batch.pipeline.v1", "batch_conductor-batch_state-changelog"
 
@@ -85,12 +85,11 @@ def test_an_unknown_fix_name_is_refused() -> None:
         install_fixes(disabled="refetch")
 
 
-def test_partitions_without_a_valid_committed_offset_are_rewound_to_the_log_start() -> None:
-    a, b, c, d = (TP(STREAM, p) for p in range(4))
-    committed: dict[Any, int | None] = {a: 12, b: None, d: 3}
-    earliest = {a: 0, b: 0, c: 5, d: 7}
-    # b: nothing committed (or 0, which Faust stores as None); c: unknown; d: committed below the log start.
-    assert to_rewind(committed, earliest) == {b: 0, c: 5, d: 7}
+def test_a_stream_partition_resumes_at_its_committed_offset_or_the_log_start() -> None:
+    assert seek_position(12, log_start=0) == 12
+    assert seek_position(0, log_start=0) == 0  # aiokafka did not seek to a committed 0, Faust stored it as None
+    assert seek_position(None, log_start=5) == 5  # nothing committed
+    assert seek_position(3, log_start=7) == 7  # committed below the log start (retention, DeleteRecords)
 
 
 def test_no_commit_while_the_committed_offset_is_neither_acked_nor_known_empty() -> None:
@@ -106,8 +105,12 @@ def _state() -> Any:
     return TopicPartitionState(SimpleNamespace())
 
 
+class _Message(SimpleNamespace):
+    __hash__ = object.__hash__  # Faust keeps unacked messages in a set
+
+
 def _message(state: Any, epoch: int, empty_from: int | None, offset: int, tp: TP = TP(STREAM, 0)) -> Any:
-    return SimpleNamespace(tp=tp, offset=offset, _conductor_fetch=(state, epoch, empty_from))
+    return _Message(tp=tp, offset=offset, _conductor_fetch=(state, epoch, empty_from))
 
 
 def _consumer(state: Any) -> Any:
@@ -185,3 +188,53 @@ async def test_a_read_offset_set_across_a_seek_is_undone_so_the_refetched_record
     async for _, message in faust_fixes.drop_stale_fetches(original)(consumer, 1.0):
         consumer._read_offset[tp] = message.offset
     assert consumer._read_offset[tp] == 1
+
+
+async def test_after_a_seek_only_acknowledgements_of_records_fetched_since_it_are_kept() -> None:
+    from collections import defaultdict
+
+    faust_fixes.install_fetch_tracking()
+    state, tp = _state(), TP(STREAM, 0)
+    state.seek(100)
+    before = state._conductor_seek_epoch
+    state.seek(100)  # the post-rebalance seek; the flow runs while the other partitions are sought
+    consumer: Any = _consumer(state)
+    consumer._acked, consumer._acked_index = defaultdict(list), defaultdict(set)
+    consumer._acked[tp] = [100, 101, 120, 121]
+    consumer._acked_index[tp] = {100, 101, 120, 121}
+    # 120 and 121 were acked before the seek (e.g. skipped in a rebalance), 100 and 101 were fetched after it.
+    consumer._conductor_ack_fetch = {
+        tp: {100: (state, before + 1), 101: (state, before + 1), 120: (state, before), 121: (_state(), 0)}
+    }
+    keep_current_acks(consumer, tp)
+    assert consumer._acked[tp] == [100, 101]
+    assert consumer._acked_index[tp] == {100, 101}
+    assert consumer._conductor_ack_fetch[tp] == {100: (state, before + 1), 101: (state, before + 1)}
+
+
+async def test_the_acknowledgement_of_a_stale_record_does_not_count() -> None:
+    from collections import defaultdict
+
+    install_fixes()
+    state, tp = _state(), TP(STREAM, 0)
+    state.seek(0)
+    consumer: Any = _consumer(state)
+    consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+    consumer._acked, consumer._acked_index = defaultdict(list), defaultdict(set)
+    consumer._committed_offset, consumer._unacked_messages = defaultdict(lambda: None), set()
+    consumer._waiting_for_ack, consumer._n_acked = None, 0
+
+    def message(offset: int) -> Any:
+        found = _message(state, state._conductor_seek_epoch, None, offset, tp)
+        found.topic, found.acked = STREAM, False
+        return found
+
+    ack = faust_aiokafka.Consumer.ack
+    current, stale = message(5), message(6)
+    state.seek(0)
+    fresh = message(7)
+    assert not ack(consumer, stale) and stale.acked  # done with here, never committable: 6 comes again
+    assert ack(consumer, fresh)
+    assert consumer._acked[tp] == [7]
+    assert consumer._conductor_ack_fetch[tp] == {7: (state, state._conductor_seek_epoch)}
+    assert not ack(consumer, current)
