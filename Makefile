@@ -42,7 +42,7 @@ test: lint kafka-tools clients browser
 	$(BIN)/coverage xml --quiet
 	$(BIN)/coverage report --include='contracts/*,streams/resolution.py,tables/projection.py' --fail-under=90
 
-# Faults of a 3-node Kafka cluster (issue 11; minutes each): not yet in `make test`, see README.
+# Faults of a 3-node Kafka cluster (issue 11; minutes each, so not in `make test`): CI runs them after it, see README.
 test-faults: lint kafka-tools
 	$(BIN)/pytest tests/integration/test_cluster_faults.py --broker kafka -m cluster_faults -s
 

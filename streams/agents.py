@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka.errors import KafkaError
+from faust.exceptions import FaustError
 from faust.types import EventT
 from pydantic import TypeAdapter
 
@@ -96,38 +98,70 @@ async def _delivered(sent: Sequence[Awaitable[Any]]) -> None:
 
 
 # A batch whose body raised is run again this often (waiting RETRY_SECONDS x attempt in between), then its events one
-# at a time; an event that fails alone goes to the DLQ with reason PROCESSING_FAILED.
+# at a time; an event that fails alone goes to the DLQ with reason PROCESSING_FAILED. A failure of the infrastructure
+# (the broker, the producer, Faust's topic metadata) says nothing about the events: it is retried until it passes (the
+# wait capped at MAX_RETRY_SECONDS), never dead-lettered.
 BATCH_ATTEMPTS = 3
 RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 5.0
 PROCESSING_FAILED = "processing failed"
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaError,  # aiokafka: connection, timeouts, not enough replicas, no leader, ...
+    FaustError,  # Faust: PartitionsMismatch while a new changelog topic's metadata is not known yet, producer errors
+    ConnectionError,
+    TimeoutError,
+)
 
 Body = Callable[[Sequence[EventT[Any]]], Awaitable[None]]
 
 
-async def _settle(events: Sequence[EventT[Any]], body: Body) -> None:
-    """Run `body` on a batch so that every event is processed or dead-lettered before take_events acks it."""
-    for attempt in range(1, BATCH_ATTEMPTS + 1):
+class _Rebalancing(Exception):
+    """The group is rebalancing: the events' partitions may be leaving this worker."""
+
+
+async def _attempts(events: Sequence[EventT[Any]], body: Body, attempts: int) -> Exception | None:
+    """Run `body` until it passes (None) or has failed `attempts` times with a non-infrastructure error (returned)."""
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             await body(events)
-            return
+            return None
         except Exception as exc:  # an unexpected failure: loud, retried, never acked as processed
-            log.exception("batch of %d event(s) failed (attempt %d of %d)", len(events), attempt, BATCH_ATTEMPTS)
+            infrastructure = isinstance(exc, INFRASTRUCTURE_ERRORS)
+            log.exception(
+                "batch of %d event(s) failed (attempt %d%s)",
+                len(events),
+                attempt,
+                ", infrastructure: retried until it passes" if infrastructure else f" of {attempts}",
+            )
             metrics.EVENTS.labels(events[0].message.topic, "batch_failed").inc(len(events))
             if app.rebalancing:
-                # The partitions may be leaving this worker: keep the offsets uncommitted. The seek that ends the
-                # rebalance fetches the events again, here or on their new owner.
-                withhold_acks(events)
-                return
-            last: Exception = exc
-            await asyncio.sleep(RETRY_SECONDS * attempt)
-    failed: list[tuple[EventT[Any], Exception]] = []
-    for event in events if len(events) > 1 else ():
-        try:
-            await body([event])
-        except Exception as exc:
-            failed.append((event, exc))
-    if len(events) == 1:
-        failed = [(events[0], last)]
+                raise _Rebalancing from exc
+            if not infrastructure and attempt >= attempts:
+                return exc
+            await asyncio.sleep(min(RETRY_SECONDS * attempt, MAX_RETRY_SECONDS))
+
+
+async def _settle(events: Sequence[EventT[Any]], body: Body) -> None:
+    """Run `body` on a batch so that every event is processed or dead-lettered before take_events acks it."""
+    try:
+        last = await _attempts(events, body, BATCH_ATTEMPTS)
+        if last is None:
+            return
+        failed: list[tuple[EventT[Any], Exception]] = []
+        if len(events) == 1:
+            failed = [(events[0], last)]
+        else:
+            for event in events:
+                alone = await _attempts([event], body, 1)
+                if alone is not None:
+                    failed.append((event, alone))
+    except _Rebalancing:
+        # Keep the offsets uncommitted. The seek that ends the rebalance fetches the events again, here or on their
+        # new owner (processing them twice gives the same state and byte-identical answers).
+        withhold_acks(events)
+        return
     try:
         await _delivered(
             [

@@ -92,3 +92,23 @@ async def test_a_failure_during_a_rebalance_withholds_the_batch_without_dead_let
     await agents._settle(events, _body({1}, runs))
     assert runs == [[1, 2]] and dead == []
     assert all(getattr(e.message, "_conductor_withheld", False) for e in events)
+
+
+async def test_an_infrastructure_failure_is_retried_until_it_passes_never_dead_lettered(
+    dead: list[tuple[int, str]],
+) -> None:
+    from aiokafka.errors import NotEnoughReplicasError
+    from faust.exceptions import PartitionsMismatch
+
+    runs: list[list[int]] = []
+    # A new changelog topic not yet in the consumer's metadata, then a cluster below min.insync.replicas: more
+    # failures than BATCH_ATTEMPTS, none of them the events' fault.
+    failures: list[Exception] = [PartitionsMismatch("changelog has 0 partitions")] * 4 + [NotEnoughReplicasError()] * 3
+
+    async def body(events: list[Any]) -> None:
+        runs.append([e.message.offset for e in events])
+        if failures:
+            raise failures.pop(0)
+
+    await agents._settle(_events(1, 2), body)
+    assert runs == [[1, 2]] * 8 and dead == []
