@@ -23,6 +23,7 @@ import httpx
 import jwt
 from aiokafka import AIOKafkaConsumer
 
+from bench import procs
 from bench.observe import Progress, counter_reader, time_drain
 from bench.phase import Phase
 from bench.procs import REPO, Service, Worker
@@ -64,13 +65,19 @@ def gateway_env() -> dict[str, str]:
 
 
 class Gateway(Service):
-    """A real `conductor gateway` subprocess."""
+    """A real `conductor gateway` subprocess (under py-spy with `--profile`, like the workers)."""
 
-    def __init__(self, phase: Phase, worker_url: str) -> None:
+    def __init__(self, phase: Phase, worker_url: str, name: str = "gateway", **env: str) -> None:
         self.port = free_port()
         argv = [sys.executable, "-m", "conductor.cli", "gateway", "--broker", phase.broker.url,
                 "--worker-url", worker_url, "--port", str(self.port)]  # fmt: skip
-        super().__init__("gateway", argv, gateway_env(), phase.workdir / "gateway.log")
+        if procs.PROFILE_DIR is not None:
+            procs.PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+            out = procs.PROFILE_DIR / f"{phase.workdir.name}-{name}.collapsed.txt"
+            argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "200", "--format", "raw",
+                    "--output", str(out), "--", *argv]  # fmt: skip
+        super().__init__(name, argv, {**gateway_env(), **env}, phase.workdir / f"{name}.log")
+        self.profiled = procs.PROFILE_DIR is not None
 
     @property
     def url(self) -> str:
