@@ -249,9 +249,14 @@ def throughput(phase: Phase) -> dict[str, Any]:
             "us_per_request": round(1e6 * seconds / result["requests"], 1),
             "peak_percent": max((row.get(name, 0.0) for row in watch.timeline), default=0.0),
         }
+    total_us = sum(c["us_per_request"] for c in cpu.values())
     result.update(
         {
             "window_seconds": round(elapsed, 1),
+            "cpu_us_per_request_all": round(total_us, 1),
+            # What the machine's cores could carry if every process got all the CPU it needs and nothing else ran.
+            "cpu_bound_rps": round(psutil.cpu_count() * 1e6 / total_us) if total_us else None,
+            "busiest": max(cpu, key=lambda name: cpu[name]["cpu_percent"]),
             "cpu": cpu,
             "cpu_timeline_percent": watch.timeline,
             "machine_load_average": list(psutil.getloadavg()),
@@ -277,5 +282,7 @@ def summary_lines(t: dict[str, Any]) -> list[str]:
         f" p99 {lat['p99']:.1f} ms, max {lat['max']:.1f} ms from the scheduled send (from the actual send: p50 "
         f"{sent['p50']:.1f}, p99 {sent['p99']:.1f} ms; client send lag p99 {t['client_send_lag_ms']['p99']:.1f} ms;"
         f" POST -> 202 p50 {http['p50']:.1f}, p99 {http['p99']:.1f} ms)",
-        f"throughput, CPU per request over {t['window_seconds']:.0f} s (user+system): {cpu}",
+        f"throughput, CPU per request over {t['window_seconds']:.0f} s (user+system): {cpu}; all processes "
+        f"{t['cpu_us_per_request_all']:.0f} µs per request, so this machine's cores carry at most "
+        f"{t['cpu_bound_rps']} req/s end to end; busiest: {t['busiest']}; load average {t['machine_load_average']}",
     ]
