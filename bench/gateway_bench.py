@@ -232,7 +232,7 @@ async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: i
 
     reader = asyncio.create_task(consume())
     headers = {"Authorization": f"Bearer {token()}"}
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     progress = Progress(f"end to end: {rate} req/s for {seconds} s", total, "answered")
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=10, limits=limits) as client:
@@ -241,10 +241,15 @@ async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: i
             corr = str(uuid.uuid4())
             batch = batches[i % len(batches)]
             sent[corr] = time.monotonic()
-            response = await client.post(
-                f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"}, headers={"X-Correlation-ID": corr}
-            )
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            try:
+                response = await client.post(
+                    f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"},
+                    headers={"X-Correlation-ID": corr},
+                )  # fmt: skip
+                key: int | str = response.status_code
+            except httpx.TransportError as exc:  # counted (the request goes unanswered), not fatal to the phase
+                key = type(exc).__name__
+            statuses[key] = statuses.get(key, 0) + 1
 
         started = time.monotonic()
         tasks = []
