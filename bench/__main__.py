@@ -21,7 +21,7 @@ WORKER_BENCHES: dict[str, Callable[[Path, worker_bench.Sizes], dict[str, Any]]] 
     "resolution": worker_bench.resolution,
     "growth": worker_bench.growth,
 }
-GATEWAY_BENCHES = ("gateway", "e2e", "push")
+GATEWAY_BENCHES = ("gateway", "e2e", "push", "throughput")
 ALL = (*WORKER_BENCHES, *GATEWAY_BENCHES)
 
 

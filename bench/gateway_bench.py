@@ -23,6 +23,7 @@ import httpx
 import jwt
 from aiokafka import AIOKafkaConsumer
 
+from bench import procs
 from bench.observe import Progress, counter_reader, time_drain
 from bench.phase import Phase
 from bench.procs import REPO, Service, Worker
@@ -64,13 +65,19 @@ def gateway_env() -> dict[str, str]:
 
 
 class Gateway(Service):
-    """A real `conductor gateway` subprocess."""
+    """A real `conductor gateway` subprocess (under py-spy with `--profile`, like the workers)."""
 
-    def __init__(self, phase: Phase, worker_url: str) -> None:
+    def __init__(self, phase: Phase, worker_url: str, name: str = "gateway", **env: str) -> None:
         self.port = free_port()
         argv = [sys.executable, "-m", "conductor.cli", "gateway", "--broker", phase.broker.url,
                 "--worker-url", worker_url, "--port", str(self.port)]  # fmt: skip
-        super().__init__("gateway", argv, gateway_env(), phase.workdir / "gateway.log")
+        if procs.PROFILE_DIR is not None:
+            procs.PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+            out = procs.PROFILE_DIR / f"{phase.workdir.name}-{name}.collapsed.txt"
+            argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "200", "--format", "raw",
+                    "--output", str(out), "--", *argv]  # fmt: skip
+        super().__init__(name, argv, {**gateway_env(), **env}, phase.workdir / f"{name}.log")
+        self.profiled = procs.PROFILE_DIR is not None
 
     @property
     def url(self) -> str:
@@ -126,30 +133,71 @@ def _wrk(url: str, seconds: int, bearer: str, prefix: str, batches: int, label: 
     return out
 
 
-def gateway(phase: Phase) -> dict[str, Any]:
-    """Gateway POST req/s and latency (auth, rate limit, metrics on) vs a bare FastAPI endpoint (no Kafka)."""
-    prefix = "gw-"
-    worker, batches = _registered_worker(phase, prefix, BATCHES)
-    gw = Gateway(phase, worker.url).start()
-    gw.wait_http(f"{gw.url}/healthz", 60)
-    bearer = token()
-    # Warm up: every batch's owner into the gateway's cache (30 s), connections, code paths.
-    with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10) as client:
+def none_env() -> dict[str, str]:
+    """Return configuration (b): auth mode none and every other setting at its default, except the rate limit."""
+    return {
+        "CONDUCTOR_GATEWAY_AUTH_MODE": "none",
+        "CONDUCTOR_GATEWAY_RATE_LIMIT_REQUEST_PIPELINE": "1000000/second",
+        "CONDUCTOR_PIPELINES_FILE": str(REPO / "pipelines.yaml"),
+    }
+
+
+def _warm(gw: Gateway, bearer: str, batches: Sequence[str]) -> None:
+    """POST once per batch: every batch's owner into the gateway's cache (30 s), connections, code paths."""
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    with httpx.Client(base_url=gw.url, headers=headers, timeout=10) as client:
         for batch in batches:
             response = client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"})
             if response.status_code != 202:
-                raise RuntimeError(f"gateway answered {response.status_code}: {response.text[:300]}")
+                raise RuntimeError(f"{gw.name} answered {response.status_code}: {response.text[:300]}")
+
+
+def _measure(gw: Gateway, bearer: str, prefix: str, batches: int, label: str) -> dict[str, Any]:
+    """wrk against one gateway (2 s warm-up, then the run); the gateway's CPU per request over the run."""
+    _wrk(gw.url, 2, bearer, prefix, batches, f"{label}: wrk warm-up")
+    cpu = gw.cpu_seconds()
+    out = _wrk(gw.url, SECONDS, bearer, prefix, batches, f"{label}: wrk POST, {CONNECTIONS} connections")
+    out["cpu_us_per_request"] = (gw.cpu_seconds() - cpu) / max(1, out["requests"]) * 1e6
+    return out
+
+
+def gateway(phase: Phase) -> dict[str, Any]:
+    """Gateway POST req/s and latency vs a bare FastAPI endpoint (no Kafka), in two configurations in one run:
+    (a) auth jwt, rate limit far above the load, metrics and audit log on; (b) auth none, every other setting at
+    its default except the rate limit."""
+    prefix = "gw-"
+    worker, batches = _registered_worker(phase, prefix, BATCHES)
+    # (b) is measured first, within its default 30 s owner cache; (a) keeps its owners for 120 s, so that they
+    # are still cached when its turn comes (a cache hit costs the same whatever its lifetime).
+    configs = [
+        (Gateway(phase, worker.url, name="gateway-none", **none_env()), "", "gateway (auth none)"),
+        (Gateway(phase, worker.url, CONDUCTOR_GATEWAY_OWNER_CACHE_SECONDS="120"), token(), "gateway (jwt)"),
+    ]
+    for gw, bearer, _ in reversed(configs):
+        gw.start()
+        gw.wait_http(f"{gw.url}/healthz", 60)
+        _warm(gw, bearer, batches)
     # The worker would otherwise resolve the flood of commands on the same two cores: it is not under test here.
+    # Both gateways answer from their owner caches (warmed just above) meanwhile.
     worker.stop()
-    _wrk(gw.url, 2, bearer, prefix, len(batches), "gateway: wrk warm-up")
-    measured = _wrk(gw.url, SECONDS, bearer, prefix, len(batches), f"gateway: wrk POST, {CONNECTIONS} connections")
-    gw.stop()
+    measured = {}
+    for gw, bearer, label in configs:
+        measured[gw.name] = _measure(gw, bearer, prefix, len(batches), label)
+        gw.stop()
     bare = BareApi(phase).start()
     bare.wait_http(f"{bare.url}/healthz", 30)
     _wrk(bare.url, 2, "", prefix, len(batches), "bare FastAPI: wrk warm-up")
+    cpu = bare.cpu_seconds()
     baseline = _wrk(bare.url, SECONDS, "", prefix, len(batches), f"bare FastAPI: wrk POST, {CONNECTIONS} connections")
+    baseline["cpu_us_per_request"] = (bare.cpu_seconds() - cpu) / max(1, baseline["requests"]) * 1e6
     bare.stop()
-    return {"connections": CONNECTIONS, "seconds": SECONDS, "gateway": measured, "bare": baseline}
+    return {
+        "connections": CONNECTIONS,
+        "seconds": SECONDS,
+        "gateway": measured["gateway"],
+        "gateway_none": measured["gateway-none"],
+        "bare": baseline,
+    }
 
 
 async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: int, seconds: int) -> dict[str, Any]:
@@ -184,7 +232,7 @@ async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: i
 
     reader = asyncio.create_task(consume())
     headers = {"Authorization": f"Bearer {token()}"}
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     progress = Progress(f"end to end: {rate} req/s for {seconds} s", total, "answered")
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=10, limits=limits) as client:
@@ -193,10 +241,15 @@ async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: i
             corr = str(uuid.uuid4())
             batch = batches[i % len(batches)]
             sent[corr] = time.monotonic()
-            response = await client.post(
-                f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"}, headers={"X-Correlation-ID": corr}
-            )
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            try:
+                response = await client.post(
+                    f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"},
+                    headers={"X-Correlation-ID": corr},
+                )  # fmt: skip
+                key: int | str = response.status_code
+            except httpx.TransportError as exc:  # counted (the request goes unanswered), not fatal to the phase
+                key = type(exc).__name__
+            statuses[key] = statuses.get(key, 0) + 1
 
         started = time.monotonic()
         tasks = []
@@ -299,4 +352,11 @@ def push(phase: Phase) -> dict[str, Any]:
     return run_push(phase)
 
 
-BENCHES = {"gateway": gateway, "e2e": e2e, "push": push}
+def throughput(phase: Phase) -> dict[str, Any]:
+    """1,000 req/s end to end through one gateway and two workers (bench/throughput.py)."""
+    from bench.throughput import throughput as run_throughput
+
+    return run_throughput(phase)
+
+
+BENCHES = {"gateway": gateway, "e2e": e2e, "push": push, "throughput": throughput}

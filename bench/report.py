@@ -8,6 +8,7 @@ from typing import Any
 # (benchmark, goal as printed, value key, comparison, target, unit)
 GOALS: list[tuple[str, str, str, str, float, str]] = [
     ("gateway", "gateway POST req/s / bare FastAPI req/s", "gateway_ratio", ">=", 0.7, "ratio"),
+    ("gateway", "gateway POST (auth none) req/s / bare FastAPI req/s", "gateway_none_ratio", ">=", 0.7, "ratio"),
     ("projection", "projection events/s / aiokafka passthrough", "projection_vs_passthrough", ">=", 0.25, "ratio"),
     ("projection", "projection events/s / bare Faust agent", "projection_vs_bare", ">=", 0.8, "ratio"),
     ("resolution", "resolution commands/s / aiokafka passthrough", "resolution_vs_passthrough", ">=", 0.15, "ratio"),
@@ -22,6 +23,9 @@ GOALS: list[tuple[str, str, str, str, float, str]] = [
     # The same changes as the client sees them from its POST (adds the POST, Kafka and the worker's resolution).
     ("push", "push: POST -> resolved event at the client, p50", "push_p50_ms", "<=", 50.0, "ms"),
     ("push", "push: POST -> resolved event at the client, p99", "push_p99_ms", "<=", 250.0, "ms"),
+    # 1,000 req/s for 30 s, open loop, through one gateway (jwt) and two workers (bench/throughput.py).
+    ("throughput", "throughput: requests not answered at 1,000 req/s", "throughput_unanswered", "<=", 0.0, "req"),
+    ("throughput", "throughput: POST -> resolved event at 1,000 req/s, p99", "throughput_p99_ms", "<=", 250.0, "ms"),
     ("run", "whole run", "run_minutes", "<", 10.0, "min"),
 ]
 
@@ -31,6 +35,10 @@ def _value(results: dict[str, Any], key: str) -> float | None:
     try:
         if key == "gateway_ratio":
             return float(b["gateway"]["gateway"]["rps"] / b["gateway"]["bare"]["rps"])
+        if key == "gateway_none_ratio":
+            return float(b["gateway"]["gateway_none"]["rps"] / b["gateway"]["bare"]["rps"])
+        if key.startswith("throughput_"):
+            return float(b["throughput"]["goals"][key])
         if key.startswith(("projection_", "resolution_")):
             name, _, ceiling = key.partition("_vs_")
             ceiling = "bare_faust" if ceiling == "bare" else ceiling
@@ -110,7 +118,19 @@ def facts(results: dict[str, Any]) -> list[str]:
             f"gateway POST: {gw['rps']:,.0f} req/s, p50 {gw['p50_ms']:.1f} ms, p99 {gw['p99_ms']:.1f} ms "
             f"(bare FastAPI {bare['rps']:,.0f} req/s, p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms)"
         )
+        if "gateway_none" in b["gateway"]:
+            out.append(_cpu_line(b["gateway"]))
+    if "throughput" in b:
+        from bench.throughput import summary_lines
+
+        out += summary_lines(b["throughput"])
     return out
+
+
+def _cpu_line(gw: dict[str, Any]) -> str:
+    none = gw["gateway_none"]
+    cpu = ", ".join(f"{k} {gw[k].get('cpu_us_per_request', 0):.0f} µs" for k in ("gateway", "gateway_none", "bare"))
+    return f"gateway POST, auth none: {none['rps']:,.0f} req/s, p50 {none['p50_ms']:.1f} ms; CPU per request: {cpu}"
 
 
 def console_summary(results: dict[str, Any]) -> str:

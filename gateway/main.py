@@ -19,7 +19,7 @@ from gateway.openapi import document
 from gateway.publisher import KafkaCommandPublisher, Publisher
 from gateway.push import PushHub
 from gateway.ratelimit import Limiter
-from gateway.routes import api_router
+from gateway.routes import install_routes
 from gateway.security import Authenticator
 from gateway.settings import GatewaySettings
 from gateway.state_client import StateClient, WorkerStateClient
@@ -128,7 +128,7 @@ def create_app(
     )
     app.state.services = services
 
-    app.include_router(api_router)
+    install_routes(app)
     install_docs(app)
     if settings.web_dir is not None:
         install_web_page(app, settings.web_dir)

@@ -30,6 +30,28 @@ def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class _UtcStamps:
+    """`_utc(time())` for the audit records, the date and time formatted once per second (the same text)."""
+
+    __slots__ = ("prefix", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def now(self) -> str:
+        micros = round(time() * 1_000_000)  # as datetime.fromtimestamp rounds, then isoformat truncates to ms
+        second, fraction = divmod(micros, 1_000_000)
+        if second != self.second:
+            self.second = second
+            self.prefix = _utc(second)[:-5]  # "YYYY-MM-DDTHH:MM:SS"
+        return f"{self.prefix}.{fraction // 1000:03d}Z"
+
+
+# One encoder, made once: json.dumps() with options builds a new JSONEncoder on every call.
+_AUDIT_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 class CorrelationFilter(logging.Filter):
     """Stamp every record with the correlation id of the request being served (None outside requests)."""
 
@@ -89,6 +111,7 @@ class AuditLog:
         self.json = fmt == "json"
         self._lines: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._stamps = _UtcStamps()
 
     def record(self, correlation_id: str, fields: dict[str, Any]) -> None:
         """Queue one audit record."""
@@ -97,7 +120,7 @@ class AuditLog:
         message = f"{fields['method']} {fields['route']} -> {fields['status']}"
         if self.json:
             doc = {
-                "ts": _utc(time()),
+                "ts": self._stamps.now(),
                 "level": "INFO",
                 "logger": "gateway.audit",
                 "message": message,
@@ -105,10 +128,10 @@ class AuditLog:
                 "correlation_id": correlation_id,
                 **fields,
             }
-            line = json.dumps(doc, default=str, ensure_ascii=False)
+            line = _AUDIT_JSON.encode(doc)
         else:
             details = " ".join(f"{k}={v}" for k, v in fields.items())
-            line = f"{_utc(time())} INFO gateway.audit [{correlation_id}] {message} {details}"
+            line = f"{self._stamps.now()} INFO gateway.audit [{correlation_id}] {message} {details}"
         self._lines.append(line)
         if len(self._lines) >= self.FLUSH_RECORDS:
             self.flush()

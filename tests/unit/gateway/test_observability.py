@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from gateway import observability
 from gateway.context import client_address
 from gateway.observability import JsonFormatter
 from gateway.settings import GatewaySettings
@@ -72,3 +73,17 @@ def _scope(peer: str, forwarded: str | None) -> dict[str, Any]:
 def test_client_address_trusts_forwarded_for_only_from_proxies(peer: str, forwarded: str | None, expected: str) -> None:
     trusted = GatewaySettings(trusted_proxies="10.0.0.0/8").trusted_proxies
     assert client_address(_scope(peer, forwarded), trusted) == expected
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [1764590400.0, 1764590400.0004994, 1764590400.0009996, 1764590400.9999996, 1764590459.123456, 1764590461.5],
+)
+def test_audit_timestamps_read_as_the_formatter_would_write_them(
+    monkeypatch: pytest.MonkeyPatch, timestamp: float
+) -> None:
+    stamps = observability._UtcStamps()
+    monkeypatch.setattr(observability, "time", lambda: timestamp - 1.25)
+    stamps.now()  # a second formatted earlier must not leak into the next one
+    monkeypatch.setattr(observability, "time", lambda: timestamp)
+    assert stamps.now() == observability._utc(timestamp)
