@@ -29,6 +29,7 @@ from contracts.topics import BATCH_STATE_UPDATES, COMPLETION_TOPICS, DLQ_SOURCES
 from streams import metrics
 from streams.app import app, catalog, settings
 from streams.decoding import PoisonMessage, check_size, decode_command, decode_completion
+from streams.delivery import DeferredAcks, Finish
 from streams.dlq import build_dlq_record
 from streams.faust_fixes import withhold_acks
 from streams.resolution import output_events, resolve_request
@@ -101,14 +102,37 @@ BATCH_ATTEMPTS = 3
 RETRY_SECONDS = 0.5
 PROCESSING_FAILED = "processing failed"
 
-Body = Callable[[Sequence[EventT[Any]]], Awaitable[None]]
+# A body processes a batch and returns what it sent (pending sends), and optionally a step to run once those are
+# delivered (which returns its own pending sends).
+Pending = tuple[list[Awaitable[Any]], Finish | None]
+Body = Callable[[Sequence[EventT[Any]]], Awaitable[Pending]]
+
+
+async def _run(events: Sequence[EventT[Any]], body: Body) -> None:
+    """Run `body` on a batch and wait until everything it sent is delivered."""
+    sent, then = await body(events)
+    await _delivered(sent)
+    if then is not None:
+        await _delivered(await then())
+
+
+async def _take(events: Sequence[EventT[Any]], body: Body, acks: DeferredAcks) -> None:
+    """Run `body` on a batch; its events become committable once its sends are delivered (streams/delivery.py),
+    while the agent goes on with the next batch. A body that raises is settled at once (`_settle`)."""
+    try:
+        sent, then = await body(events)
+    except Exception:
+        log.exception("batch of %d event(s) failed; settling it", len(events))
+        await _settle(events, body)
+        return
+    await acks.defer(events, sent, functools.partial(_settle, body=body), then)
 
 
 async def _settle(events: Sequence[EventT[Any]], body: Body) -> None:
     """Run `body` on a batch so that every event is processed or dead-lettered before take_events acks it."""
     for attempt in range(1, BATCH_ATTEMPTS + 1):
         try:
-            await body(events)
+            await _run(events, body)
             return
         except Exception as exc:  # an unexpected failure: loud, retried, never acked as processed
             log.exception("batch of %d event(s) failed (attempt %d of %d)", len(events), attempt, BATCH_ATTEMPTS)
@@ -123,7 +147,7 @@ async def _settle(events: Sequence[EventT[Any]], body: Body) -> None:
     failed: list[tuple[EventT[Any], Exception]] = []
     for event in events if len(events) > 1 else ():
         try:
-            await body([event])
+            await _run([event], body)
         except Exception as exc:
             failed.append((event, exc))
     if len(events) == 1:
@@ -149,7 +173,7 @@ def _fold(event: EventT[Any], updates: Sequence[BatchStateUpdate]) -> None:
         if new_state is not state:
             new_state.version = next_version(state, requests_version(new_state.batch_id))
             write_state(new_state)
-    metrics.STATE_UPDATES.labels("changed" if new_state is not state else "unchanged").inc(len(updates))
+    _state_updates("changed" if new_state is not state else "unchanged").inc(len(updates))
 
 
 @app.agent(completion_topic)
@@ -157,11 +181,12 @@ async def project_completion_events(stream: Any) -> None:
     """Normalise completion events of both generations and re-key them by batch id, one record per batch id."""
     # Every update takes the re-keying hop, even one already on its batch's partition: folding those at once
     # would let a batch's later event show in its state before earlier ones still on the hop.
+    acks = DeferredAcks(app, "project_completion_events")
     async for events in stream.take_events(*PROJECTION_BATCH):
-        await _settle(events, _project)
+        await _take(events, _project, acks)
 
 
-async def _project(events: Sequence[EventT[Any]]) -> None:
+async def _project(events: Sequence[EventT[Any]]) -> Pending:
     grouped: dict[str, list[BatchStateUpdate]] = {}
     projected: Counter[str] = Counter()
     sent: list[Awaitable[Any]] = []
@@ -177,9 +202,9 @@ async def _project(events: Sequence[EventT[Any]]) -> None:
         grouped.setdefault(update.batch_id, []).append(update)
     for batch_id, updates in grouped.items():
         sent.append(await updates_topic.send(key=batch_id.encode(), value=_UPDATES.dump_json(updates), force=True))
-    await _delivered(sent)
     for topic, count in projected.items():
-        metrics.EVENTS.labels(topic, "projected").inc(count)
+        _events(topic, "projected").inc(count)
+    return sent, None
 
 
 def _decode_updates(value: bytes) -> list[BatchStateUpdate]:
@@ -195,21 +220,34 @@ async def record_step_outcomes(stream: Any) -> None:
         await _settle(events, _record)
 
 
-async def _record(events: Sequence[Any]) -> None:
+async def _record(events: Sequence[Any]) -> Pending:
+    # Sends nothing of its own (its table writes reach the changelog as Faust's tables do): nothing to wait for.
     groups: dict[bytes, tuple[EventT[Any], list[BatchStateUpdate]]] = {}
     for event in events:
         groups.setdefault(event.message.key, (event, []))[1].extend(_decode_updates(event.message.value))
     for event, updates in groups.values():
         _fold(event, updates)
+    return [], None
 
 
 Command = EventEnvelope[ClientBatchPipelineRequestV1]
 
 
+# prometheus_client's labels() looks the child up by label values on every call (2-3% of the worker's samples in
+# the projection's profile); remember them.
 @functools.cache
 def _resolutions(outcome: str, reason_code: str) -> Any:
-    # prometheus_client's labels() looks the child up by label values on every call; remember them.
     return metrics.RESOLUTIONS.labels(outcome, reason_code)
+
+
+@functools.cache
+def _events(topic: str, outcome: str) -> Any:
+    return metrics.EVENTS.labels(topic, outcome)
+
+
+@functools.cache
+def _state_updates(outcome: str) -> Any:
+    return metrics.STATE_UPDATES.labels(outcome)
 
 
 Answer = tuple[Command, RequestOutcome, bool]
@@ -255,18 +293,19 @@ async def _announce(answers: Sequence[Answer]) -> list[Awaitable[Any]]:
         label = "redelivered" if redelivered else outcome.status
         _resolutions(label, outcome.reason_code or "").inc()
         metrics.RESOLUTION_SECONDS.observe(max(0.0, time.time() - command.event_timestamp.timestamp()))
-    metrics.EVENTS.labels(Topic.PIPELINE_COMMAND, "resolved").inc(len(answers))
+    _events(Topic.PIPELINE_COMMAND, "resolved").inc(len(answers))
     return sent
 
 
 @app.agent(command_topic)
 async def resolve_pipeline_requests(stream: Any) -> None:
     """Resolve each command against its batch's state, the batch's commands of one take together."""
+    acks = DeferredAcks(app, "resolve_pipeline_requests")
     async for events in stream.take_events(*RESOLUTION_BATCH):
-        await _settle(events, _resolve)
+        await _take(events, _resolve, acks)
 
 
-async def _resolve(events: Sequence[EventT[Any]]) -> None:
+async def _resolve(events: Sequence[EventT[Any]]) -> Pending:
     groups: dict[str, list[tuple[EventT[Any], Command]]] = {}
     sent: list[Awaitable[Any]] = []
     for event in events:
@@ -281,7 +320,7 @@ async def _resolve(events: Sequence[EventT[Any]]) -> None:
         if message.key != key:
             # Not keyed by batch id: re-key it so it lands on the partition that owns the batch's state.
             sent.append(await command_topic.send(key=key, value=message.value, force=True))
-            metrics.EVENTS.labels(message.topic, "rerouted").inc()
+            _events(message.topic, "rerouted").inc()
             continue
         groups.setdefault(command.data.batch_id, []).append((event, command))
     answers: list[Answer] = []
@@ -290,12 +329,15 @@ async def _resolve(events: Sequence[EventT[Any]]) -> None:
         decided, new = _decide(batch_id, items)
         answers.extend(decided)
         recorded = recorded or new
-    if recorded:
-        # The recorded outcomes reach their changelog before any answer leaves: a crash after an answer
-        # was sent then always finds the outcome again, so a redelivered command never gets a different one.
-        await app.producer.flush()
-    sent.extend(await _announce(answers))
-    await _delivered(sent)
+
+    async def announce() -> list[Awaitable[Any]]:
+        if recorded:
+            # The recorded outcomes reach their changelog before any answer leaves: a crash after an answer
+            # was sent then always finds the outcome again, so a redelivered command never gets a different one.
+            await app.producer.flush()
+        return await _announce(answers)
+
+    return sent, announce
 
 
 @app.timer(interval=15.0)
