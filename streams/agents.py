@@ -29,7 +29,6 @@ from contracts.topics import BATCH_STATE_UPDATES, COMPLETION_TOPICS, DLQ_SOURCES
 from streams import metrics
 from streams.app import app, catalog, settings
 from streams.decoding import PoisonMessage, check_size, decode_command, decode_completion
-from streams.delivery import DeferredAcks, Finish
 from streams.dlq import build_dlq_record
 from streams.faust_fixes import withhold_acks
 from streams.resolution import output_events, resolve_request
@@ -106,6 +105,7 @@ PROCESSING_FAILED = "processing failed"
 
 # A body processes a batch and returns what it sent (pending sends), and optionally a step to run once those are
 # delivered (which returns its own pending sends).
+Finish = Callable[[], Awaitable[list[Awaitable[Any]]]]
 Pending = tuple[list[Awaitable[Any]], Finish | None]
 Body = Callable[[Sequence[EventT[Any]]], Awaitable[Pending]]
 
@@ -116,18 +116,6 @@ async def _run(events: Sequence[EventT[Any]], body: Body) -> None:
     await _delivered(sent)
     if then is not None:
         await _delivered(await then())
-
-
-async def _take(events: Sequence[EventT[Any]], body: Body, acks: DeferredAcks) -> None:
-    """Run `body` on a batch; its events become committable once its sends are delivered (streams/delivery.py),
-    while the agent goes on with the next batch. A body that raises is settled at once (`_settle`)."""
-    try:
-        sent, then = await body(events)
-    except Exception:
-        log.exception("batch of %d event(s) failed; settling it", len(events))
-        await _settle(events, body)
-        return
-    await acks.defer(events, sent, functools.partial(_settle, body=body), then)
 
 
 async def _settle(events: Sequence[EventT[Any]], body: Body) -> None:
@@ -183,9 +171,8 @@ async def project_completion_events(stream: Any) -> None:
     """Normalise completion events of both generations and re-key them by batch id, one record per batch id."""
     # Every update takes the re-keying hop, even one already on its batch's partition: folding those at once
     # would let a batch's later event show in its state before earlier ones still on the hop.
-    acks = DeferredAcks(app, "project_completion_events")
     async for events in stream.take_events(*PROJECTION_BATCH):
-        await _take(events, _project, acks)
+        await _settle(events, _project)
 
 
 async def _project(events: Sequence[EventT[Any]]) -> Pending:
@@ -306,9 +293,8 @@ async def _announce(answers: Sequence[Answer]) -> list[Awaitable[Any]]:
 @app.agent(command_topic)
 async def resolve_pipeline_requests(stream: Any) -> None:
     """Resolve each command against its batch's state, the batch's commands of one take together."""
-    acks = DeferredAcks(app, "resolve_pipeline_requests")
     async for events in stream.take_events(*RESOLUTION_BATCH):
-        await _take(events, _resolve, acks)
+        await _settle(events, _resolve)
 
 
 async def _resolve(events: Sequence[EventT[Any]]) -> Pending:
