@@ -183,9 +183,7 @@ def _reassigning(consumer: Any) -> bool:
 def to_rewind(committed: dict[Any, int | None], earliest: dict[Any, int]) -> dict[Any, int]:
     """Return the partitions to seek to their log start: no committed offset, or one below the log start."""
     return {
-        tp: start
-        for tp, start in earliest.items()
-        if committed.get(tp) is None or committed[tp] < start  # type: ignore[operator]
+        tp: start for tp, start in earliest.items() if committed.get(tp) is None or committed[tp] < start  # type: ignore[operator]
     }
 
 

@@ -647,6 +647,5 @@ def test_all_topics_lists_each_topic_once() -> None:
     names = all_topics()
     assert len(names) == len(set(names))
     assert set(names) == SPEC_INPUT_TOPICS | SPEC_OUTPUT_TOPICS | {BATCH_STATE_UPDATES} | {
-        f"{t}.DLQ"
-        for t in (*SPEC_INPUT_TOPICS, BATCH_STATE_UPDATES)  # an unreadable update is dead-lettered too
+        f"{t}.DLQ" for t in (*SPEC_INPUT_TOPICS, BATCH_STATE_UPDATES)  # an unreadable update is dead-lettered too
     }
