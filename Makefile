@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+QUIX_VENV := .venv-quix
+QUIX_STAMP := $(QUIX_VENV)/.installed
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
@@ -84,7 +86,13 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 		|| echo "warning: wrk not installed; the gateway benchmark will fail to run"
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+# The Quix Streams peer (bench/quix_peer.py) gets its own environment: quixstreams pins older pydantic releases.
+$(QUIX_STAMP): $(STAMP) requirements/quix.txt
+	test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	$(BIN)/uv pip install --quiet --python $(QUIX_VENV)/bin/python --require-hashes -r requirements/quix.txt
+	touch $(QUIX_STAMP)
+
+bench: $(BENCH_STAMP) $(QUIX_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
 # Re-resolve the lock files from pyproject.toml (needs PyPI). Pins still allowed are kept; to move them:
@@ -99,6 +107,7 @@ lock:
 	$(UV_COMPILE) requirements/tools.in -c requirements/dev.txt -o requirements/tools.txt
 	$(UV_COMPILE) pyproject.toml --extra dev --extra bench -c requirements/dev.txt -o requirements/bench.txt
 	$(UV_COMPILE) pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
+	$(UV_COMPILE) requirements/quix.in -o requirements/quix.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* coverage.xml
+	rm -rf $(VENV) $(QUIX_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* coverage.xml

@@ -1,4 +1,5 @@
-"""Run the two ceilings on the events already in the broker: raw aiokafka passthrough and a bare Faust agent."""
+"""Run the ceilings on the events already in the broker: raw aiokafka passthrough, a bare Faust agent and (the
+projection only) the Quix Streams peer."""
 
 import json
 import subprocess
@@ -33,21 +34,37 @@ def passthrough(broker: EmbeddedBroker, topics: Sequence[str], count: int, label
 def bare_faust(broker: EmbeddedBroker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
     """Run the bare counting Faust agent over `topics` (fresh app id); return its timing."""
     result_file = workdir / f"bare-{time.monotonic_ns()}.json"
-    service = Service(
-        "bare-faust",
-        [sys.executable, "-m", "bench.bare_faust", "--broker", broker.url, "--count", str(count),
-         "--result", str(result_file), *topics],
-        {},
-        workdir / "bare-faust.log",
-    ).start()  # fmt: skip
+    argv = [sys.executable, "-m", "bench.bare_faust", "--broker", broker.url, "--count", str(count),
+            "--result", str(result_file), *topics]  # fmt: skip
+    return _counted("bare Faust agent", argv, result_file, workdir / "bare-faust.log", count, label)
+
+
+# The Quix Streams peer runs in its own environment (Makefile: .venv-quix from requirements/quix.txt).
+QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
+
+
+def quix(broker: EmbeddedBroker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
+    """Run the Quix Streams peer of the projection over `topics` (fresh group and re-key topic); return its timing."""
+    if not QUIX_PYTHON.exists():
+        raise RuntimeError(f"{QUIX_PYTHON} is missing: `make bench` creates it (requirements/quix.txt)")
+    stamp = time.monotonic_ns()
+    result_file = workdir / f"quix-{stamp}.json"
+    argv = [str(QUIX_PYTHON), "-m", "bench.quix_peer", "--bootstrap", broker.bootstrap, "--count", str(count),
+            "--result", str(result_file), "--state-dir", str(workdir / f"quix-{stamp}-state"), *topics]  # fmt: skip
+    return _counted("Quix Streams peer", argv, result_file, workdir / "quix-peer.log", count, label)
+
+
+def _counted(what: str, argv: list[str], result_file: Path, log: Path, count: int, label: str) -> dict[str, Any]:
+    """Run a ceiling that writes its progress and, once it counted `count` events, its timing to `result_file`."""
+    service = Service(what, argv, {}, log).start()
     progress = Progress(label, count, "events")
     try:
         deadline = time.monotonic() + 180
         while not result_file.exists():
             if not service.alive():
-                raise RuntimeError(f"bare Faust agent exited:\n{service.log_tail()}")
+                raise RuntimeError(f"{what} exited:\n{service.log_tail()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"bare Faust agent did not count {count} events:\n{service.log_tail()}")
+                raise TimeoutError(f"{what} did not count {count} events:\n{service.log_tail()}")
             progress_file = result_file.with_suffix(".progress")
             if progress_file.exists():
                 progress.update(float(progress_file.read_text() or 0))

@@ -11,6 +11,7 @@ GOALS: list[tuple[str, str, str, str, float, str]] = [
     ("gateway", "gateway POST (auth none) req/s / bare FastAPI req/s", "gateway_none_ratio", ">=", 0.7, "ratio"),
     ("projection", "projection events/s / aiokafka passthrough", "projection_vs_passthrough", ">=", 0.25, "ratio"),
     ("projection", "projection events/s / bare Faust agent", "projection_vs_bare", ">=", 0.8, "ratio"),
+    ("projection", "projection events/s / Quix Streams peer", "projection_vs_quix", ">=", 1.0, "ratio"),
     ("resolution", "resolution commands/s / aiokafka passthrough", "resolution_vs_passthrough", ">=", 0.15, "ratio"),
     ("resolution", "resolution commands/s / bare Faust agent", "resolution_vs_bare", ">=", 0.5, "ratio"),
     ("e2e", "end to end p50 at 200 req/s", "e2e_p50_ms", "<=", 25.0, "ms"),

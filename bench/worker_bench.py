@@ -64,8 +64,11 @@ def _best(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return best
 
 
-def _ceilings(phase: Phase, topics: Sequence[str], count: int, what: str, repeats: int) -> dict[str, Any]:
-    """Measure both ceilings on the `count` events in `topics` (a warm-up passthrough first)."""
+def _ceilings(
+    phase: Phase, topics: Sequence[str], count: int, what: str, repeats: int, quix: bool = False
+) -> dict[str, Any]:
+    """Measure the ceilings on the `count` events in `topics` (a warm-up passthrough first); with `quix`, the Quix
+    Streams peer of the projection too."""
     ceilings.passthrough(phase.broker, topics, count, f"{what}: passthrough warm-up")
     passthrough = [
         ceilings.passthrough(phase.broker, topics, count, f"{what}: passthrough #{i + 1}") for i in range(repeats)
@@ -74,7 +77,14 @@ def _ceilings(phase: Phase, topics: Sequence[str], count: int, what: str, repeat
         ceilings.bare_faust(phase.broker, topics, count, phase.workdir, f"{what}: bare Faust agent #{i + 1}")
         for i in range(repeats)
     ]
-    return {"passthrough": _best(passthrough), "bare_faust": _best(bare)}
+    result = {"passthrough": _best(passthrough), "bare_faust": _best(bare)}
+    if quix:
+        peer = [
+            ceilings.quix(phase.broker, topics, count, phase.workdir, f"{what}: Quix Streams peer #{i + 1}")
+            for i in range(repeats)
+        ]
+        result["quix"] = _best(peer)
+    return result
 
 
 def _settle(worker: Worker, timeout: float = 20.0) -> float:
@@ -194,7 +204,7 @@ def projection(root: Path, sizes: Sizes) -> dict[str, Any]:
         with Phase(f"projection-{i + 1}", root) as phase:
             runs.append(_project_once(phase, batches, records, sizes, f"#{i + 1}"))
             if i == sizes.repeats - 1:
-                result.update(_ceilings(phase, COMPLETION_TOPICS, len(records), "projection", sizes.repeats))
+                result.update(_ceilings(phase, COMPLETION_TOPICS, len(records), "projection", sizes.repeats, quix=True))
     result["subject"] = _best(runs)
     return result
 

@@ -1,11 +1,11 @@
 """THE Faust app of the worker, configured from settings (read once, from the environment)."""
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 
 from contracts.pipelines import load_catalog
 from streams.broker_compat import install_exact_end_offsets, install_short_fetch_wait
 from streams.faust_fixes import install_fixes
+from streams.sensors import setup_sensors
 from streams.settings import get_settings
 
 settings = get_settings()
@@ -46,7 +46,7 @@ app = faust.App(
     web_tables_enabled=False,
     table_cleanup_interval=60.0,
 )
-setup_prometheus_sensors(app, name_prefix="conductor_faust")
+setup_sensors(app, name_prefix="conductor_faust")
 
 
 def load_modules() -> None:

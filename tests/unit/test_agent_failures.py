@@ -36,10 +36,11 @@ async def _done() -> None:
 
 
 def _body(poison: set[int], runs: list[list[int]]) -> Any:
-    async def body(events: list[Any]) -> None:
+    async def body(events: list[Any]) -> Any:
         runs.append([e.message.offset for e in events])
         if poison & {e.message.offset for e in events}:
             raise ValueError("cannot fold")
+        return [], None
 
     return body
 
@@ -61,11 +62,12 @@ async def test_a_transient_failure_is_retried_without_dead_lettering(dead: list[
     runs: list[list[int]] = []
     failing = {1}
 
-    async def body(events: list[Any]) -> None:
+    async def body(events: list[Any]) -> Any:
         runs.append([e.message.offset for e in events])
         if failing:
             failing.clear()
             raise ConnectionError("broker away")
+        return [], None
 
     await agents._settle(_events(1, 2), body)
     assert runs == [[1, 2], [1, 2]] and dead == []
@@ -105,10 +107,11 @@ async def test_an_infrastructure_failure_is_retried_until_it_passes_never_dead_l
     # failures than BATCH_ATTEMPTS, none of them the events' fault.
     failures: list[Exception] = [PartitionsMismatch("changelog has 0 partitions")] * 4 + [NotEnoughReplicasError()] * 3
 
-    async def body(events: list[Any]) -> None:
+    async def body(events: list[Any]) -> Any:
         runs.append([e.message.offset for e in events])
         if failures:
             raise failures.pop(0)
+        return [], None
 
     await agents._settle(_events(1, 2), body)
     assert runs == [[1, 2]] * 8 and dead == []
