@@ -10,12 +10,12 @@ from typing import Any
 
 from bench.observe import Progress
 from bench.procs import REPO, Service
-from conductor.broker import EmbeddedBroker
+from conductor.brokers import Broker
 
 PASSTHROUGH_OUT = "bench.passthrough.out"
 
 
-def passthrough(broker: EmbeddedBroker, topics: Sequence[str], count: int, label: str) -> dict[str, Any]:
+def passthrough(broker: Broker, topics: Sequence[str], count: int, label: str) -> dict[str, Any]:
     """Run the aiokafka passthrough over `topics` (fresh consumer group); return its timing."""
     progress = Progress(label, count, "msgs")
     proc = subprocess.run(
@@ -30,7 +30,7 @@ def passthrough(broker: EmbeddedBroker, topics: Sequence[str], count: int, label
     return result
 
 
-def bare_faust(broker: EmbeddedBroker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
+def bare_faust(broker: Broker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
     """Run the bare counting Faust agent over `topics` (fresh app id); return its timing."""
     result_file = workdir / f"bare-{time.monotonic_ns()}.json"
     service = Service(

@@ -152,11 +152,13 @@ def gateway(phase: Phase) -> dict[str, Any]:
     return {"connections": CONNECTIONS, "seconds": SECONDS, "gateway": measured, "bare": baseline}
 
 
-async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: int, seconds: int) -> dict[str, Any]:
+async def _e2e(
+    gateway_url: str, bootstrap: str, batches: Sequence[str], rate: int, seconds: int, fetch_wait_ms: int
+) -> dict[str, Any]:
     consumer = AIOKafkaConsumer(
         Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED,
         bootstrap_servers=bootstrap, group_id=f"bench-e2e-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="latest", fetch_max_wait_ms=5, enable_auto_commit=False,
+        auto_offset_reset="latest", fetch_max_wait_ms=fetch_wait_ms, enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
     while not consumer.assignment():
@@ -282,7 +284,7 @@ def e2e(phase: Phase) -> dict[str, Any]:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = asyncio.run(_e2e(gw.url, phase.broker.bootstrap, batches, E2E_RATE, E2E_SECONDS))
+        result = asyncio.run(_e2e(gw.url, phase.broker.bootstrap, batches, E2E_RATE, E2E_SECONDS, phase.fetch_wait_ms))
     finally:
         stop.set()
         watcher.join()
