@@ -33,11 +33,11 @@ async def probe(bootstrap: str, fetch_wait_ms: int) -> dict[str, Any]:
     await producer.start()
     await consumer.start()
     try:
-        await producer.send_and_wait(PROBE_TOPIC, RECORD)  # metadata and connection, not measured
+        await producer.send_and_wait(PROBE_TOPIC, RECORD, partition=0)  # metadata and connection, not measured
         produce_ms = []
         for _ in range(PRODUCES):
             started = time.perf_counter()
-            await producer.send_and_wait(PROBE_TOPIC, RECORD)
+            await producer.send_and_wait(PROBE_TOPIC, RECORD, partition=0)
             produce_ms.append((time.perf_counter() - started) * 1000)
         tp = TopicPartition(PROBE_TOPIC, 0)
         consumer.assign([tp])
@@ -59,7 +59,7 @@ async def probe(bootstrap: str, fetch_wait_ms: int) -> dict[str, Any]:
         for i in range(DELIVERIES):
             await asyncio.sleep(0.03)
             sent[i] = time.perf_counter()
-            await producer.send_and_wait(PROBE_TOPIC, RECORD, key=str(i).encode())
+            await producer.send_and_wait(PROBE_TOPIC, RECORD, key=str(i).encode(), partition=0)
         await asyncio.wait_for(reader, 30)
         delivery_ms = [(arrived[i] - sent[i]) * 1000 for i in sent]
     finally:

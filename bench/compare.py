@@ -20,7 +20,7 @@ def differs(a: float | None, b: float | None, threshold: float = THRESHOLD) -> b
     low, high = sorted((abs(a), abs(b)))
     if low == 0:
         return high > 0
-    return high / low - 1 > threshold
+    return round(high / low - 1, 9) > threshold  # 130 vs 100 is 30 %, not 30.000000000000004 %
 
 
 def change(a: float, b: float) -> str:
