@@ -101,6 +101,10 @@ def run_on(kind: str, selected: list[str], root: Path, sizes: worker_bench.Sizes
     return results
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks; return 1 if one of them failed to run (a missed goal is not a failure)."""
     args = _parse(argv)
@@ -108,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     # not on a bare signal); the services and the Kafka JVMs also die with this process (PR_SET_PDEATHSIG).
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
+    # Ctrl-C: our own handler, so asyncio.run() does not install its own, which only cancels the running task (a
+    # feed or probe that absorbs the cancellation then loses the interrupt and the run goes on).
+    signal.signal(signal.SIGINT, _interrupt)
     selected = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(selected) - set(ALL))
     if unknown:
@@ -143,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         for kind in brokers:
             results["brokers"][kind] = run_on(kind, selected, root, sizes)
             print(f"[{kind}] {results['brokers'][kind]['run']['duration_seconds'] / 60:.1f} min", flush=True)
+    except KeyboardInterrupt:
+        procs.stop_all()
+        print("interrupted: every worker, gateway and broker of this run stopped; nothing written", file=sys.stderr)
+        return 130
     finally:
         procs.stop_all()
         results["run"]["duration_seconds"] = round(time.monotonic() - started, 1)
