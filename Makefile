@@ -84,6 +84,8 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 		|| echo "warning: wrk not installed; the gateway benchmark will fail to run"
 	touch $(BENCH_STAMP)
 
+# Every phase on the embedded broker and, when java and mvn are present, on Apache Kafka; results in bench/out/
+# (ignored). ARGS="--reference" also rewrites the committed bench/reference/ run and bench/README.md's table.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 

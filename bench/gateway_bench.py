@@ -131,7 +131,7 @@ def gateway(phase: Phase) -> dict[str, Any]:
     prefix = "gw-"
     worker, batches = _registered_worker(phase, prefix, BATCHES)
     gw = Gateway(phase, worker.url).start()
-    gw.wait_http(f"{gw.url}/healthz", 60)
+    gw.wait_http(f"{gw.url}/readyz", 60)  # producer connected (on Kafka after InitProducerId), worker reachable
     bearer = token()
     # Warm up: every batch's owner into the gateway's cache (30 s), connections, code paths.
     with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {bearer}"}, timeout=10) as client:
@@ -265,7 +265,7 @@ def e2e(phase: Phase) -> dict[str, Any]:
     prefix = "e2e-"
     worker, batches = _registered_worker(phase, prefix, BATCHES)
     gw = Gateway(phase, worker.url).start()
-    gw.wait_http(f"{gw.url}/healthz", 60)
+    gw.wait_http(f"{gw.url}/readyz", 60)  # producer connected (on Kafka after InitProducerId), worker reachable
     with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {token()}"}, timeout=10) as client:
         for batch in batches:  # owners into the gateway's cache, as in steady operation
             client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"})

@@ -8,6 +8,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from bench import procs
 from bench.broker_probe import PROBE_TOPIC, probe
 from bench.ceilings import PASSTHROUGH_OUT
@@ -27,6 +29,27 @@ FETCH_WAIT_MS = {"embedded": 5, "kafka": 1500}
 BROKER = "embedded"
 # What each phase measured of its broker (start-up, probe, CPU), by phase name; __main__ collects it per pass.
 MEASURED: dict[str, dict[str, Any]] = {}
+
+
+async def wait_leaders(bootstrap: str, topics: list[str], deadline: float) -> None:
+    """Wait until every partition of `topics` has a leader (Apache Kafka elects them just after creating a topic:
+    a phase started at once would see NotLeaderForPartition retries in its first figures)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        until = time.monotonic() + deadline
+        while True:
+            described = await admin.describe_topics(topics)
+            leaderless = [
+                t["topic"] for t in described if t["error_code"] or any(p["leader"] < 0 for p in t["partitions"])
+            ]
+            if not leaderless:
+                return
+            if time.monotonic() > until:
+                raise TimeoutError(f"no leader after {deadline:.0f} s for partitions of {', '.join(leaderless)}")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
 
 
 def select_broker(kind: str) -> None:
@@ -66,7 +89,9 @@ class Phase:
             started = time.monotonic()
             self.broker.start()
             self.measured["start_seconds"] = round(time.monotonic() - started, 2)
-            asyncio.run(ensure_topics(self.broker.bootstrap, [*all_topics(), PASSTHROUGH_OUT, PROBE_TOPIC], PARTITIONS))
+            topics = [*all_topics(), PASSTHROUGH_OUT, PROBE_TOPIC]
+            asyncio.run(ensure_topics(self.broker.bootstrap, topics, PARTITIONS))
+            asyncio.run(wait_leaders(self.broker.bootstrap, topics, deadline=60))
             procs.SERVICE_ENV.clear()
             procs.SERVICE_ENV.update(self.broker.service_env(secrets.token_hex(16)))
             try:
