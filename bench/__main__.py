@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind in brokers:
             results["brokers"][kind] = run_on(kind, selected, root, sizes)
             print(f"[{kind}] {results['brokers'][kind]['run']['duration_seconds'] / 60:.1f} min", flush=True)
+            if kind != brokers[-1]:  # this broker's figures are safe even if the next pass is interrupted
+                report.write({**results, "run": {**results["run"], "duration_seconds": 0.0}}, args.out, args.name)
     except KeyboardInterrupt:
         procs.stop_all()
         print("interrupted: every worker, gateway and broker of this run stopped; nothing written", file=sys.stderr)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import jwt
 from aiokafka import AIOKafkaConsumer
@@ -188,17 +189,22 @@ async def _e2e(
     headers = {"Authorization": f"Bearer {token()}"}
     statuses: dict[int, int] = {}
     progress = Progress(f"end to end: {rate} req/s for {seconds} s", total, "answered")
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=10, limits=limits) as client:
+    # aiohttp, not httpx: httpcore's pool scans every queued request for each one added or done (quadratic), so
+    # once the gateway fell behind for a moment on a loaded machine the client itself stalled (seen: no POST sent
+    # for 40 s, the bench's CPU in httpcore's _assign_requests_to_connections).
+    connector = aiohttp.TCPConnector(limit=64)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(gateway_url, headers=headers, connector=connector, timeout=timeout) as client:
 
         async def post(i: int) -> None:
             corr = str(uuid.uuid4())
             batch = batches[i % len(batches)]
             sent[corr] = time.monotonic()
-            response = await client.post(
+            async with client.post(
                 f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"}, headers={"X-Correlation-ID": corr}
-            )
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            ) as response:
+                await response.read()
+            statuses[response.status] = statuses.get(response.status, 0) + 1
 
         started = time.monotonic()
         tasks = []
