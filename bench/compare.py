@@ -125,9 +125,9 @@ def _ratio_explainer(bench: str, ceiling: str, ceiling_label: str) -> Callable[[
     return explain
 
 
-def _rate_explainer(bench: str, *path: str) -> Callable[[Results, Results], str]:
+def _rate_explainer(bench: str, *path: str, label: str = "worker") -> Callable[[Results, Results], str]:
     def explain(e: Results, k: Results) -> str:
-        reason = rate_reason("worker", _get(e, "benchmarks", bench, *path), _get(k, "benchmarks", bench, *path))
+        reason = rate_reason(label, _get(e, "benchmarks", bench, *path), _get(k, "benchmarks", bench, *path))
         return f"{reason}. Broker: {broker_line(e, k, bench)}."
 
     return explain
@@ -212,15 +212,19 @@ FIGURES: list[Figure] = [
     Figure("projection_rate", "projection: worker events/s", "/s", _v("projection", "subject", "rate"),
            _rate_explainer("projection", "subject")),
     Figure("projection_bare_rate", "projection: bare Faust agent events/s", "/s",
-           _v("projection", "bare_faust", "rate"), _rate_explainer("projection", "bare_faust")),
+           _v("projection", "bare_faust", "rate"),
+           _rate_explainer("projection", "bare_faust", label="bare Faust agent")),
     Figure("projection_passthrough_rate", "projection: aiokafka passthrough msg/s", "/s",
-           _v("projection", "passthrough", "rate"), _rate_explainer("projection", "passthrough")),
+           _v("projection", "passthrough", "rate"),
+           _rate_explainer("projection", "passthrough", label="aiokafka passthrough")),
     Figure("resolution_rate", "resolution: worker commands/s", "/s", _v("resolution", "subject", "rate"),
            _rate_explainer("resolution", "subject")),
     Figure("resolution_bare_rate", "resolution: bare Faust agent events/s", "/s",
-           _v("resolution", "bare_faust", "rate"), _rate_explainer("resolution", "bare_faust")),
+           _v("resolution", "bare_faust", "rate"),
+           _rate_explainer("resolution", "bare_faust", label="bare Faust agent")),
     Figure("resolution_passthrough_rate", "resolution: aiokafka passthrough msg/s", "/s",
-           _v("resolution", "passthrough", "rate"), _rate_explainer("resolution", "passthrough")),
+           _v("resolution", "passthrough", "rate"),
+           _rate_explainer("resolution", "passthrough", label="aiokafka passthrough")),
     Figure("growth_small_rate", "growth: events/s with 1k batches", "/s", _v("growth", "at_small", "rate"),
            _rate_explainer("growth", "at_small")),
     Figure("growth_large_rate", "growth: events/s with 100k batches", "/s", _v("growth", "at_large", "rate"),
