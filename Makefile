@@ -92,6 +92,8 @@ $(QUIX_STAMP): $(STAMP) requirements/quix.txt
 	$(BIN)/uv pip install --quiet --python $(QUIX_VENV)/bin/python --require-hashes -r requirements/quix.txt
 	touch $(QUIX_STAMP)
 
+# Every phase on the embedded broker and, when java and mvn are present, on Apache Kafka; results in bench/out/
+# (ignored). ARGS="--reference" also rewrites the committed bench/reference/ run and bench/README.md's table.
 bench: $(BENCH_STAMP) $(QUIX_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from bench.observe import Progress
 from bench.procs import REPO, Service
-from conductor.broker import EmbeddedBroker
+from conductor.brokers import Broker
 
 PASSTHROUGH_OUT = "bench.passthrough.out"
 
 
-def passthrough(broker: EmbeddedBroker, topics: Sequence[str], count: int, label: str) -> dict[str, Any]:
+def passthrough(broker: Broker, topics: Sequence[str], count: int, label: str) -> dict[str, Any]:
     """Run the aiokafka passthrough over `topics` (fresh consumer group); return its timing."""
     progress = Progress(label, count, "msgs")
     proc = subprocess.run(
@@ -31,7 +31,7 @@ def passthrough(broker: EmbeddedBroker, topics: Sequence[str], count: int, label
     return result
 
 
-def bare_faust(broker: EmbeddedBroker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
+def bare_faust(broker: Broker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
     """Run the bare counting Faust agent over `topics` (fresh app id); return its timing."""
     result_file = workdir / f"bare-{time.monotonic_ns()}.json"
     argv = [sys.executable, "-m", "bench.bare_faust", "--broker", broker.url, "--count", str(count),
@@ -43,7 +43,7 @@ def bare_faust(broker: EmbeddedBroker, topics: Sequence[str], count: int, workdi
 QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
 
 
-def quix(broker: EmbeddedBroker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
+def quix(broker: Broker, topics: Sequence[str], count: int, workdir: Path, label: str) -> dict[str, Any]:
     """Run the Quix Streams peer of the projection over `topics` (fresh group and re-key topic); return its timing."""
     if not QUIX_PYTHON.exists():
         raise RuntimeError(f"{QUIX_PYTHON} is missing: `make bench` creates it (requirements/quix.txt)")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import jwt
 from aiokafka import AIOKafkaConsumer
@@ -175,7 +176,7 @@ def gateway(phase: Phase) -> dict[str, Any]:
     ]
     for gw, bearer, _ in reversed(configs):
         gw.start()
-        gw.wait_http(f"{gw.url}/healthz", 60)
+        gw.wait_http(f"{gw.url}/readyz", 60)  # producer connected (on Kafka after InitProducerId), worker reachable
         _warm(gw, bearer, batches)
     # The worker would otherwise resolve the flood of commands on the same two cores: it is not under test here.
     # Both gateways answer from their owner caches (warmed just above) meanwhile.
@@ -200,11 +201,13 @@ def gateway(phase: Phase) -> dict[str, Any]:
     }
 
 
-async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: int, seconds: int) -> dict[str, Any]:
+async def _e2e(
+    gateway_url: str, bootstrap: str, batches: Sequence[str], rate: int, seconds: int, fetch_wait_ms: int
+) -> dict[str, Any]:
     consumer = AIOKafkaConsumer(
         Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED,
         bootstrap_servers=bootstrap, group_id=f"bench-e2e-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="latest", fetch_max_wait_ms=5, enable_auto_commit=False,
+        auto_offset_reset="latest", fetch_max_wait_ms=fetch_wait_ms, enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
     while not consumer.assignment():
@@ -234,20 +237,25 @@ async def _e2e(gateway_url: str, bootstrap: str, batches: Sequence[str], rate: i
     headers = {"Authorization": f"Bearer {token()}"}
     statuses: dict[int | str, int] = {}
     progress = Progress(f"end to end: {rate} req/s for {seconds} s", total, "answered")
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=10, limits=limits) as client:
+    # aiohttp, not httpx: httpcore's pool scans every queued request for each one added or done (quadratic), so
+    # once the gateway fell behind for a moment on a loaded machine the client itself stalled (seen: no POST sent
+    # for 40 s, the bench's CPU in httpcore's _assign_requests_to_connections).
+    connector = aiohttp.TCPConnector(limit=64)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(gateway_url, headers=headers, connector=connector, timeout=timeout) as client:
 
         async def post(i: int) -> None:
             corr = str(uuid.uuid4())
             batch = batches[i % len(batches)]
             sent[corr] = time.monotonic()
             try:
-                response = await client.post(
+                async with client.post(
                     f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"},
                     headers={"X-Correlation-ID": corr},
-                )  # fmt: skip
-                key: int | str = response.status_code
-            except httpx.TransportError as exc:  # counted (the request goes unanswered), not fatal to the phase
+                ) as response:  # fmt: skip
+                    await response.read()
+                key: int | str = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:  # counted (the request goes unanswered), not fatal
                 key = type(exc).__name__
             statuses[key] = statuses.get(key, 0) + 1
 
@@ -316,7 +324,7 @@ def e2e(phase: Phase) -> dict[str, Any]:
     prefix = "e2e-"
     worker, batches = _registered_worker(phase, prefix, BATCHES)
     gw = Gateway(phase, worker.url).start()
-    gw.wait_http(f"{gw.url}/healthz", 60)
+    gw.wait_http(f"{gw.url}/readyz", 60)  # producer connected (on Kafka after InitProducerId), worker reachable
     with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {token()}"}, timeout=10) as client:
         for batch in batches:  # owners into the gateway's cache, as in steady operation
             client.post(f"/v1/batches/{batch}/pipelines", json={"requested_pipeline": "nlp"})
@@ -335,7 +343,7 @@ def e2e(phase: Phase) -> dict[str, Any]:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = asyncio.run(_e2e(gw.url, phase.broker.bootstrap, batches, E2E_RATE, E2E_SECONDS))
+        result = asyncio.run(_e2e(gw.url, phase.broker.bootstrap, batches, E2E_RATE, E2E_SECONDS, phase.fetch_wait_ms))
     finally:
         stop.set()
         watcher.join()

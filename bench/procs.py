@@ -11,7 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from conductor.broker import EmbeddedBroker, die_with_parent, free_port
+from conductor.broker import die_with_parent, free_port
+from conductor.brokers import Broker
 from conductor.waiting import http_ok, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 WORKER_SRC = REPO
 # When set (`--profile`), workers run under py-spy, which writes collapsed stacks here when the worker exits.
 PROFILE_DIR: Path | None = None
+# The environment the current phase's broker needs in every worker, gateway and ceiling (bench/phase.py sets it:
+# nothing for the embedded broker; on Apache Kafka the production profile and an internal token). A service's own
+# settings win over it.
+SERVICE_ENV: dict[str, str] = {}
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # tables/views.py: the worker's views want it when a token is set
 _RUNNING: list["Service"] = []
+_BROKERS: list[Broker] = []
 
 
 def _die_with_parent() -> None:
@@ -28,10 +35,42 @@ def _die_with_parent() -> None:
     os.setsid()
 
 
+def track_broker(broker: Broker) -> None:
+    """Have stop_all() stop `broker` too (after the services), whatever ends the run."""
+    _BROKERS.append(broker)
+
+
+def untrack_broker(broker: Broker) -> None:
+    """Forget a broker its phase stopped."""
+    if broker in _BROKERS:
+        _BROKERS.remove(broker)
+
+
+def broker_pids(broker: Broker) -> list[int]:
+    """Return the process ids of a running broker (one Tansu process, or one JVM per Kafka node)."""
+    procs = [getattr(broker, "process", None)] + [node.process for node in getattr(broker, "members", [])]
+    return [p.pid for p in procs if p is not None and p.poll() is None]
+
+
+def cpu_seconds_of(pids: list[int]) -> float:
+    """Return the user+system CPU time the processes `pids` (and their children) used so far."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc = psutil.Process(pid)
+            for p in [proc, *proc.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = p.cpu_times()
+                    total += times.user + times.system
+    return total
+
+
 def stop_all() -> None:
-    """Stop every service still running (newest first); called at exit and on errors."""
+    """Stop every service still running (newest first), then any broker a phase left; called at exit and on errors."""
     while _RUNNING:
         _RUNNING.pop().stop()
+    while _BROKERS:
+        _BROKERS.pop().stop()
 
 
 atexit.register(stop_all)
@@ -44,7 +83,7 @@ class Service:
         self.name = name
         self.cwd = cwd
         self.argv = argv
-        self.env = env
+        self.env = {**SERVICE_ENV, **env}
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
@@ -148,7 +187,7 @@ class Service:
 class Worker(Service):
     """A real `conductor worker` subprocess on the bench's broker, with its own store and web port."""
 
-    def __init__(self, broker: EmbeddedBroker, workdir: Path, name: str = "worker", **env: str) -> None:
+    def __init__(self, broker: Broker, workdir: Path, name: str = "worker", **env: str) -> None:
         self.web_port = free_port()
         self.data_dir = workdir / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +208,12 @@ class Worker(Service):
     def url(self) -> str:
         """Return the worker's web base URL."""
         return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return the headers the worker's views want (its internal token, when the broker's profile sets one)."""
+        token = self.env.get("CONDUCTOR_INTERNAL_TOKEN", "")
+        return {INTERNAL_TOKEN_HEADER: token} if token else {}
 
     def start_ready(self, timeout: float = 120.0) -> float:
         """Start and wait for /healthz (partitions assigned, tables recovered); return seconds to ready."""

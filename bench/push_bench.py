@@ -197,7 +197,7 @@ def push(phase: Phase) -> dict[str, Any]:
     gateway = Gateway(phase, worker.url)
     gateway.env.update(PUSH_ENV)
     gateway.start()
-    gateway.wait_http(f"{gateway.url}/healthz", 60)
+    gateway.wait_http(f"{gateway.url}/readyz", 60)  # producer connected, worker reachable
     try:
         result = asyncio.run(_measure(phase, gateway, worker, batches))
     finally:

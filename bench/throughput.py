@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from bench.gateway_bench import STATE_UPDATES, Gateway, _histogram, _percentiles, token
 from bench.observe import Progress, counter_reader, time_drain
 from bench.phase import Phase
-from bench.procs import Service
+from bench.procs import Service, broker_pids
 from bench.workload import Messages, feed, registrations
 from contracts.topics import Topic
 
@@ -37,15 +37,6 @@ BATCHES = 1_000
 DRAIN_SECONDS = 30
 CONNECTIONS = 256
 BODY = b'{"requested_pipeline":"nlp"}'
-
-
-def _broker_pids(broker: Any) -> list[int]:
-    """Return the broker's process ids when the broker object exposes them (embedded: `.process`), else none."""
-    pids = getattr(broker, "pids", None)
-    if callable(pids):
-        return [int(p) for p in pids()]
-    procs = getattr(broker, "processes", None) or [getattr(broker, "process", None)]
-    return [int(p.pid) for p in procs if p is not None and getattr(p, "pid", None)]
 
 
 class CpuWatch:
@@ -221,14 +212,14 @@ def throughput(phase: Phase) -> dict[str, Any]:
     time_drain(lambda: sum(read() for read in readers), BATCHES, 120,
                Progress(f"throughput: register {BATCHES} batches on 2 workers", BATCHES, "batches"))  # fmt: skip
     gw = Gateway(phase, workers[0].url).start()
-    gw.wait_http(f"{gw.url}/healthz", 60)
+    gw.wait_http(f"{gw.url}/readyz", 60)  # producer connected (on Kafka after InitProducerId)
     asyncio.run(_warm(gw.url, token(), batches))
     time.sleep(2.0)  # let the workers answer the warm-up's commands before the clock starts
     services: list[Service] = [gw, *workers]
     watch = CpuWatch(
         {
             **{s.name: [s.pid] for s in services},
-            "broker": _broker_pids(phase.broker),
+            "broker": broker_pids(phase.broker),
             "client": [psutil.Process().pid],
         }
     )

@@ -153,7 +153,7 @@ def _check_projection(worker: Worker, batches: Sequence[str], essays: int) -> li
         "cj_assessment": ("failed", essays - 1, 1),  # a failed essay and none pending: the step failed
     }
     problems = []
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers=worker.headers) as client:
         for batch in random.Random(1).sample(list(batches), min(40, len(batches))):
             view = _view(client, worker, batch)
             if not isinstance(view, dict) or not view["registered"]:
@@ -285,7 +285,7 @@ def _spellchecks(msgs: Messages, batches: Sequence[str], essays: int) -> list[Re
 
 
 def _views(worker: Worker, batches: Sequence[str]) -> dict[str, Any]:
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers=worker.headers) as client:
         return {b: _view(client, worker, b) for b in batches}
 
 
