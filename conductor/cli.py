@@ -49,36 +49,43 @@ def _pipelines_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _broker(args: argparse.Namespace) -> int:
+def _stop_on_ctrl_c_or_sigterm() -> Any:
+    """Return an event set by SIGINT (Ctrl-C) or SIGTERM.
+
+    Handlers of our own for both: a process started in the background by a non-interactive shell inherits SIGINT
+    ignored, and Python then raises no KeyboardInterrupt (seen: `conductor kafka` under a backgrounded CI run never
+    stopped on the test's SIGINT).
+    """
     import signal
     import threading
 
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _broker(args: argparse.Namespace) -> int:
+
     from conductor.broker import EmbeddedBroker
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = _stop_on_ctrl_c_or_sigterm()
     with EmbeddedBroker(port=args.port, host=args.host) as broker:
         print(f"embedded broker (Tansu, in-memory) listening on {broker.bootstrap}; Ctrl-C to stop", flush=True)
-        try:
-            while not stop.wait(0.5):
-                if broker.process is None or broker.process.poll() is not None:
-                    print("error: broker exited", file=sys.stderr)
-                    return 1
-        except KeyboardInterrupt:
-            pass
+        while not stop.wait(0.5):
+            if broker.process is None or broker.process.poll() is not None:
+                print("error: broker exited", file=sys.stderr)
+                return 1
     print("broker stopped")
     return 0
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    import signal
-    import threading
 
     from conductor.broker import BrokerError
     from conductor.kafka_cluster import KafkaCluster, KafkaUnavailable, kafka_version
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = _stop_on_ctrl_c_or_sigterm()
     cluster = KafkaCluster(nodes=args.nodes, port=args.port, data_dir=args.data_dir, host=args.host)
     print(
         f"starting Apache Kafka {kafka_version()} (KRaft), {args.nodes} node(s), data in {cluster.data_dir}...",
@@ -102,14 +109,11 @@ def _kafka(args: argparse.Namespace) -> int:
         print(
             f"  e.g. CONDUCTOR_BROKER={cluster.url} conductor worker --profile production; Ctrl-C to stop", flush=True
         )
-        try:
-            while not stop.wait(0.5):
-                dead = [n.node_id for n in cluster.members if not n.alive()]
-                if dead:
-                    print(f"error: node(s) {dead} exited; see their server.log", file=sys.stderr)
-                    return 1
-        except KeyboardInterrupt:
-            pass
+        while not stop.wait(0.5):
+            dead = [n.node_id for n in cluster.members if not n.alive()]
+            if dead:
+                print(f"error: node(s) {dead} exited; see their server.log", file=sys.stderr)
+                return 1
     finally:
         print("stopping Kafka (controlled shutdown)...", flush=True)
         cluster.stop()
