@@ -201,39 +201,58 @@ def gateway(phase: Phase) -> dict[str, Any]:
     }
 
 
+class AnswerReader:
+    """Read the resolved and resolution-failed events from their end on; stamp the first answer to each correlation
+    id of `wanted` (read when the answer arrives, so entries added later still count)."""
+
+    def __init__(self, bootstrap: str, group: str, fetch_wait_ms: int, wanted: dict[str, float]) -> None:
+        self.consumer = AIOKafkaConsumer(
+            Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED,
+            bootstrap_servers=bootstrap, group_id=f"{group}-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="latest", fetch_max_wait_ms=fetch_wait_ms, enable_auto_commit=False,
+        )  # fmt: skip
+        self.wanted = wanted
+        self.done: dict[str, float] = {}
+        self.failed_answers = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, total: int | None = None) -> "AnswerReader":
+        """Start reading at the topics' ends; stop by itself once `total` answers are read (None: at close)."""
+        await self.consumer.start()
+        while not self.consumer.assignment():
+            await asyncio.sleep(0.05)
+        await self.consumer.seek_to_end()
+        self._task = asyncio.create_task(self._read(total))
+        return self
+
+    async def _read(self, total: int | None) -> None:
+        while not self._stop.is_set():
+            fetched = await self.consumer.getmany(timeout_ms=50)
+            now = time.monotonic()
+            for tp, records in fetched.items():
+                for record in records:
+                    corr = str(json.loads(record.value or b"{}").get("correlation_id"))
+                    if corr in self.wanted and corr not in self.done:
+                        self.done[corr] = now
+                        self.failed_answers += tp.topic == Topic.PIPELINE_RESOLUTION_FAILED
+            if total is not None and len(self.done) >= total:
+                self._stop.set()
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        await self.consumer.stop()
+
+
 async def _e2e(
     gateway_url: str, bootstrap: str, batches: Sequence[str], rate: int, seconds: int, fetch_wait_ms: int
 ) -> dict[str, Any]:
-    consumer = AIOKafkaConsumer(
-        Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED,
-        bootstrap_servers=bootstrap, group_id=f"bench-e2e-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="latest", fetch_max_wait_ms=fetch_wait_ms, enable_auto_commit=False,
-    )  # fmt: skip
-    await consumer.start()
-    while not consumer.assignment():
-        await asyncio.sleep(0.05)
-    await consumer.seek_to_end()
     sent: dict[str, float] = {}
-    done: dict[str, float] = {}
-    failed_answers = 0
     total = rate * seconds
-    stop = asyncio.Event()
-
-    async def consume() -> None:
-        nonlocal failed_answers
-        while not stop.is_set():
-            batches_ = await consumer.getmany(timeout_ms=50)
-            now = time.monotonic()
-            for tp, records in batches_.items():
-                for record in records:
-                    corr = str(json.loads(record.value or b"{}").get("correlation_id"))
-                    if corr in sent and corr not in done:
-                        done[corr] = now
-                        failed_answers += tp.topic == Topic.PIPELINE_RESOLUTION_FAILED
-            if len(done) >= total:
-                stop.set()
-
-    reader = asyncio.create_task(consume())
+    reader = await AnswerReader(bootstrap, "bench-e2e", fetch_wait_ms, sent).start(total)
+    done = reader.done
     headers = {"Authorization": f"Bearer {token()}"}
     statuses: dict[int | str, int] = {}
     progress = Progress(f"end to end: {rate} req/s for {seconds} s", total, "answered")
@@ -274,9 +293,7 @@ async def _e2e(
         while len(done) < total and time.monotonic() < deadline:
             progress.update(len(done))
             await asyncio.sleep(0.2)
-    stop.set()
-    await reader
-    await consumer.stop()
+    await reader.close()
     latencies = sorted((done[c] - sent[c]) * 1000 for c in done)
     start = min(sent.values())
     by_second: dict[int, float] = {}
@@ -292,7 +309,7 @@ async def _e2e(
         "requests": total,
         "achieved_rps": achieved,
         "answered": len(done),
-        "failed_answers": failed_answers,
+        "failed_answers": reader.failed_answers,
         "http_statuses": statuses,
         "latency_ms": _percentiles(latencies),
         "histogram": _histogram(latencies),

@@ -13,7 +13,6 @@ process's CPU % every second, to tell which one saturates when the offered rate 
 """
 
 import asyncio
-import json
 import threading
 import time
 import uuid
@@ -22,14 +21,12 @@ from typing import Any
 
 import aiohttp
 import psutil
-from aiokafka import AIOKafkaConsumer
 
-from bench.gateway_bench import STATE_UPDATES, Gateway, _histogram, _percentiles, token
+from bench.gateway_bench import STATE_UPDATES, AnswerReader, Gateway, _histogram, _percentiles, token
 from bench.observe import Progress, counter_reader, time_drain
 from bench.phase import Phase
 from bench.procs import Service, broker_pids
 from bench.workload import Messages, feed, registrations
-from contracts.topics import Topic
 
 RATE = 1_000
 SECONDS = 30
@@ -100,37 +97,13 @@ async def _warm(url: str, bearer: str, batches: Sequence[str]) -> None:
 async def _open_loop(
     url: str, bootstrap: str, batches: Sequence[str], rate: int, seconds: int, on_start: Callable[[], None]
 ) -> dict[str, Any]:
-    consumer = AIOKafkaConsumer(
-        Topic.PIPELINE_RESOLVED, Topic.PIPELINE_RESOLUTION_FAILED,
-        bootstrap_servers=bootstrap, group_id=f"bench-throughput-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="latest", fetch_max_wait_ms=5, enable_auto_commit=False,
-    )  # fmt: skip
-    await consumer.start()
-    while not consumer.assignment():
-        await asyncio.sleep(0.05)
-    await consumer.seek_to_end()
     total = rate * seconds
     intended: dict[str, float] = {}
     sent: dict[str, float] = {}
-    done: dict[str, float] = {}
     http_ms: list[float] = []
-    failed_answers = 0
     statuses: dict[str, int] = {}
-    stop = asyncio.Event()
-
-    async def consume() -> None:
-        nonlocal failed_answers
-        while not stop.is_set():
-            fetched = await consumer.getmany(timeout_ms=50)
-            now = time.monotonic()
-            for tp, records in fetched.items():
-                for record in records:
-                    corr = str(json.loads(record.value or b"{}").get("correlation_id"))
-                    if corr in intended and corr not in done:
-                        done[corr] = now
-                        failed_answers += tp.topic == Topic.PIPELINE_RESOLUTION_FAILED
-
-    reader = asyncio.create_task(consume())
+    reader = await AnswerReader(bootstrap, "bench-throughput", 5, intended).start()
+    done = reader.done
     headers = {"Authorization": f"Bearer {token()}", "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -169,9 +142,7 @@ async def _open_loop(
         while len(done) < total and time.monotonic() < deadline:
             progress.update(len(done))
             await asyncio.sleep(0.1)
-    stop.set()
-    await reader
-    await consumer.stop()
+    await reader.close()
     progress.done(len(done))
     if not done:
         raise RuntimeError(f"no resolved event was read; HTTP statuses {statuses}")
@@ -189,7 +160,7 @@ async def _open_loop(
         "offered_rps": total / (last_send - started),
         "answered": len(done),
         "unanswered": total - len(done),
-        "failed_answers": failed_answers,
+        "failed_answers": reader.failed_answers,
         "http_statuses": statuses,
         "phase_seconds_measured": max(done.values()) - started,
         "latency_ms": _percentiles(latencies),
